@@ -1,0 +1,64 @@
+# The two commands a newcomer needs are `make deploy` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# Molecule calls ansible-config and friends: the tool environment comes first on PATH.
+export PATH := $(BIN):$(PATH)
+# Extra arguments for ansible-playbook, e.g. ANSIBLE_ARGS="--ask-vault-pass --check --diff".
+ANSIBLE_ARGS ?=
+
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# Debian packages the controller needs: to build the tool environment, and for the
+# tests, to build and boot the systemd-nspawn test hosts.
+DEPLOY_PACKAGES := python3-venv sudo
+TEST_PACKAGES := $(DEPLOY_PACKAGES) debootstrap systemd-container
+
+.PHONY: help deploy test lint unit molecule venv deploy-packages test-packages clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+deploy: deploy-packages venv ## Deploy the stack to the default inventory (this machine)
+	ansible-playbook site.yml $(ANSIBLE_ARGS)
+
+test: test-packages venv lint unit molecule ## Lint, unit tests, then the Molecule scenario
+
+lint: venv ## yamllint, ansible-lint (production profile), ruff
+	yamllint --strict .
+	ansible-lint
+	ruff check .
+	ruff format --check .
+
+unit: venv ## Unit tests (pytest)
+	pytest tests/unit
+
+molecule: test-packages venv ## molecule test of the default scenario (systemd-nspawn)
+	molecule test
+
+venv: $(VENV)/.installed ## Create the pinned Python tool environment
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+deploy-packages:
+	@$(call apt_ensure,$(DEPLOY_PACKAGES))
+
+test-packages:
+	@$(call apt_ensure,$(TEST_PACKAGES))
+
+clean: ## Remove the tool environment (the test image cache stays in ~/.cache/litellm-gateway)
+	rm -rf $(VENV)
+
+# Installs the Debian packages of $(1) that are missing, and only those.
+define apt_ensure
+missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+if [ -n "$$missing" ]; then \
+  echo "Installing Debian packages: $$missing"; \
+  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+fi
+endef

@@ -1,0 +1,46 @@
+"""A wrong inventory value fails before any change, with a message naming the variable.
+
+Each case runs the real layer playbook in check mode against this machine; the role's
+argument spec (or its validation tasks) must stop it before its first real task.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+CASES = [
+    ("playbooks/database.yml", "postgresql_port=not-a-port", "postgresql_port"),
+    ("playbooks/database.yml", "postgresql_port=70000", "postgresql_port must be a TCP port"),
+    (
+        "playbooks/database.yml",
+        '{"postgresql_listen_addresses": {"address": "0.0.0.0"}}',
+        "postgresql_listen_addresses",
+    ),
+    ("playbooks/database.yml", "postgresql_idle_session_timeout='5 minutes'", "postgresql_idle_session_timeout"),
+    ("playbooks/database.yml", "postgresql_db_password=short", "postgresql_db_password is empty or shorter"),
+    ("playbooks/database.yml", "postgresql_max_connections=10", "postgresql_max_connections (10)"),
+    ("playbooks/cache.yml", "redis_persistence=sometimes", "redis_persistence"),
+    ("playbooks/cache.yml", "redis_maxmemory_policy=lru", "redis_maxmemory_policy"),
+    ("playbooks/cache.yml", "redis_maxmemory=lots", "redis_maxmemory must be a size"),
+    ("playbooks/cache.yml", '{"redis_port": [6379]}', "redis_port"),
+]
+
+FIRST_REAL_TASKS = ("Install the PostgreSQL packages", "Install the Redis packages")
+
+
+@pytest.mark.parametrize(("playbook", "extra_var", "named"), CASES)
+def test_bad_value_fails_before_any_change(run_playbook, playbook, extra_var, named):
+    result = run_playbook(playbook, "-e", extra_var)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-2000:]
+    assert named in output, output[-2000:]
+    for task in FIRST_REAL_TASKS:
+        assert task not in output, f"{task} ran despite {extra_var}"
+
+
+def test_valid_defaults_pass_validation(run_playbook):
+    """The default inventory's values get past validation (then check mode stops nowhere near a change)."""
+    result = run_playbook("playbooks/database.yml", "--tags", "always")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+    assert "Validating arguments against arg spec 'main'" in result.stdout
+    assert "Check the idle timeouts" in result.stdout
