@@ -16,7 +16,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 DEPLOY_PACKAGES := python3-venv sudo
 TEST_PACKAGES := $(DEPLOY_PACKAGES) debootstrap systemd-container
 
-.PHONY: help deploy test lint unit molecule venv deploy-packages test-packages clean
+.PHONY: help deploy test lint unit molecule demo demo-shell demo-destroy venv deploy-packages test-packages clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -37,6 +37,17 @@ unit: venv ## Unit tests (pytest)
 
 molecule: test-packages venv ## molecule test of the default scenario (systemd-nspawn)
 	molecule test
+
+demo: test-packages venv ## Converge the stack in a throwaway container and keep it
+	molecule converge
+
+demo-shell: ## Open a shell in the demo container
+	@pidfile=$$(ls -t $${HOME}/.ansible/tmp/molecule.*.default/litellm-gw.pid 2>/dev/null | head -n 1); \
+	test -n "$$pidfile" || { echo "No demo container: run make demo first." >&2; exit 1; }; \
+	nsenter -t "$$(cat "$$pidfile")" -a bash -l
+
+demo-destroy: venv ## Remove the demo container
+	molecule destroy
 
 venv: $(VENV)/.installed ## Create the pinned Python tool environment
 
