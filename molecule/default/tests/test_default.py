@@ -135,6 +135,12 @@ def test_unit_exposure_at_most_3(host, unit):
     assert score <= 3.0, out
 
 
+def test_postgresql_logs_to_the_journal(host):
+    """OPS-01: the server's own log lines are in the journal, under its unit."""
+    lines = host.check_output(f"journalctl --no-pager -o cat -u postgresql@{PG_VERSION}-main.service")
+    assert "database system is ready to accept connections" in lines
+
+
 def test_no_secret_in_the_journal(host, secrets):
     journal = host.check_output("journalctl --no-pager -o cat")
     assert len(journal) > 1000  # the journal was really read
