@@ -14,9 +14,12 @@ import socket
 from pathlib import Path
 
 import pytest
+import yaml
 
 SECRETS_DIR = Path(os.environ["LITELLM_SECRETS_DIR"])
-SECRET_NAMES = ("litellm_db_password", "litellm_redis_password", "litellm_master_key", "litellm_salt_key")
+# The secrets play lists every secret; the tests check whatever it lists.
+SECRETS_PLAYBOOK = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "playbooks" / "secrets.yml"
+SECRET_NAMES = tuple(yaml.safe_load(SECRETS_PLAYBOOK.read_text(encoding="utf-8"))[0]["vars"]["__secret_names"])
 
 
 def secret(name: str) -> str:

@@ -122,9 +122,10 @@ def test_config_file_owner_and_mode(host, path, owner, group, mode):
 
 def test_redis_files_hold_no_plaintext_password(host, secrets):
     password = secrets["litellm_redis_password"]
-    for path in ("/etc/redis/redis.conf", "/etc/redis/users.acl"):
-        assert password not in host.file(path).content_string, path
-    assert "#" in host.file("/etc/redis/users.acl").content_string  # the SHA-256 form
+    contents = {path: host.file(path).content_string for path in ("/etc/redis/redis.conf", "/etc/redis/users.acl")}
+    for path, content in contents.items():
+        assert password not in content, path
+    assert "#" in contents["/etc/redis/users.acl"]  # the SHA-256 form
 
 
 @pytest.mark.parametrize("unit", [f"postgresql@{PG_VERSION}-main.service", "redis-server.service"])
