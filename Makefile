@@ -9,6 +9,8 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 # Extra arguments for ansible-playbook, e.g. ANSIBLE_ARGS="--ask-vault-pass --check --diff".
 ANSIBLE_ARGS ?=
+# Extra arguments for the benchmark, e.g. BENCH_ARGS="--seconds 30 --concurrency 32".
+BENCH_ARGS ?=
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Debian packages the controller needs: to build the tool environment, and for the
@@ -16,7 +18,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 DEPLOY_PACKAGES := python3-venv sudo
 TEST_PACKAGES := $(DEPLOY_PACKAGES) debootstrap systemd-container
 
-.PHONY: help deploy test lint unit molecule demo demo-shell demo-destroy venv deploy-packages test-packages clean
+.PHONY: help deploy test lint unit molecule bench demo demo-shell demo-destroy venv deploy-packages test-packages clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -37,6 +39,9 @@ unit: venv ## Unit tests (pytest)
 
 molecule: test-packages venv ## molecule test of the default scenario (systemd-nspawn)
 	molecule test
+
+bench: demo ## Chat completions through the deployed proxy vs. LiteLLM's documented start (rps, p50, p99)
+	python3 bench/proxy_bench.py $(BENCH_ARGS)
 
 demo: test-packages venv ## Converge the stack in a throwaway container and keep it
 	molecule converge

@@ -23,9 +23,35 @@ CASES = [
     ("playbooks/cache.yml", "redis_maxmemory_policy=lru", "redis_maxmemory_policy"),
     ("playbooks/cache.yml", "redis_maxmemory=lots", "redis_maxmemory must be a size"),
     ("playbooks/cache.yml", '{"redis_port": [6379]}', "redis_port"),
+    ("playbooks/proxy.yml", "litellm_proxy_mode=sometimes", "litellm_proxy_mode"),
+    ("playbooks/proxy.yml", "litellm_proxy_server=apache", "litellm_proxy_server"),
+    ("playbooks/proxy.yml", "litellm_proxy_version=latest", "litellm_proxy_version must be a release"),
+    ("playbooks/proxy.yml", "litellm_proxy_master_key=not-a-key", "litellm_proxy_master_key must start with sk-"),
+    ("playbooks/proxy.yml", "litellm_proxy_database_url=mysql://x", "litellm_proxy_database_url must be a"),
+    (
+        "playbooks/proxy.yml",
+        '{"litellm_smoke_chat_models": ["chat-nope"]}',
+        "litellm_proxy_smoke_chat_models: chat-nope",
+    ),
+    ("playbooks/proxy.yml", '{"litellm_api_keys": {"openai key": "x"}}', "litellm_proxy_api_keys: openai key"),
+    (
+        "playbooks/proxy.yml",
+        '{"litellm_security_floors": [{"package": "urllib3", "minimum": "latest"}]}',
+        "litellm_proxy_security_floors",
+    ),
+    (
+        "playbooks/proxy.yml",
+        '{"litellm_models": [{"name": "chat-qwen-ollama", "kind": "chat", "engine": "llamacpp", "model": "q",'
+        ' "api_base": "http://127.0.0.1:8080/v1"}]}',
+        "litellm_models[0] (chat-qwen-ollama): name must follow [type]-[name]-[engine]",
+    ),
 ]
 
-FIRST_REAL_TASKS = ("Install the PostgreSQL packages", "Install the Redis packages")
+FIRST_REAL_TASKS = (
+    "Install the PostgreSQL packages",
+    "Install the Redis packages",
+    "Install the packages the proxy's environment needs",
+)
 
 
 @pytest.mark.parametrize(("playbook", "extra_var", "named"), CASES)
@@ -44,3 +70,12 @@ def test_valid_defaults_pass_validation(run_playbook):
     assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
     assert "Validating arguments against arg spec 'main'" in result.stdout
     assert "Check the idle timeouts" in result.stdout
+
+
+def test_valid_proxy_defaults_pass_validation(run_playbook):
+    result = run_playbook("playbooks/proxy.yml", "--tags", "always")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-2000:]
+    assert "Check the model catalogue" in output
+    # The default inventory has no OpenAI key: it says so instead of failing.
+    assert "No API key for OPENAI_API_KEY" in output

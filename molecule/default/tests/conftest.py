@@ -10,7 +10,9 @@ command line, so they cannot leak into the container's process table or journal.
 from __future__ import annotations
 
 import os
+import re
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,25 @@ class Resp:
     def close(self) -> None:
         self.reader.close()
         self.sock.close()
+
+
+PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+INVENTORY = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
+
+
+def run_playbook(*args: str) -> tuple[int, str, int | None]:
+    """Run ansible-playbook against the scenario's inventory.
+
+    Returns the exit code, the whole output and the host's changed count from the recap.
+    """
+    run = subprocess.run(
+        ["ansible-playbook", "-i", str(INVENTORY), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROJECT,
+        env={**os.environ, "ANSIBLE_LOG_PATH": os.devnull, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"},
+    )
+    output = run.stdout + run.stderr
+    recap = re.search(r"litellm-gw\s+: ok=\d+\s+changed=(\d+)", output)
+    return run.returncode, output, int(recap.group(1)) if recap else None

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import psycopg2
 import pytest
-from conftest import SECRETS_DIR, Resp
+from conftest import PROJECT, SECRETS_DIR, Resp, run_playbook
 
 PG_VERSION = 15
 PG_PORT = 5434
 REDIS_PORT = 6379
-PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 
 
 def listeners(host, port: int) -> list[tuple[str, str]]:
@@ -165,18 +163,8 @@ def test_generated_secrets_are_private():
 
 def test_check_diff_run_changes_nothing(secrets):
     """The audit: site.yml --check --diff against the converged host reports no change and no secret."""
-    inventory = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
-    run = subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), str(PROJECT / "site.yml"), "--check", "--diff"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "ANSIBLE_LOG_PATH": os.devnull, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"},
-    )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output[-3000:]
-    recap = re.search(r"litellm-gw\s+: ok=\d+\s+changed=(\d+)", output)
-    assert recap, output[-3000:]
-    assert recap.group(1) == "0", output[-3000:]
+    returncode, output, changed = run_playbook(str(PROJECT / "site.yml"), "--check", "--diff")
+    assert returncode == 0, output[-3000:]
+    assert changed == 0, output[-3000:]
     for name, value in secrets.items():
         assert value not in output, f"{name} appears in the --check --diff output"

@@ -1,0 +1,303 @@
+"""The model catalogue: validation and the renderings derived from it.
+
+The inventory's ``litellm_models`` list is the only place models are declared. These
+filters check it (GPU-02, GPU-03, GPU-04) and derive what the proxy's ``config.yaml``
+needs from it. Every error names the entry and the field to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlparse
+
+try:
+    from ansible.errors import AnsibleFilterError
+except ImportError:  # pragma: no cover - only for use without Ansible
+
+    class AnsibleFilterError(Exception):
+        pass
+
+
+# The first part of a model name, per kind: [type]-[name]-[engine] (GPU-04).
+KIND_PREFIX = {"chat": "chat", "embeddings": "embed", "rerank": "rerank", "vision": "vision"}
+
+# Engines that run on our own hosts. They get the local defaults (GPU-02) and need an api_base.
+LOCAL_ENGINES = ("ollama", "llamacpp", "vllm", "infinity", "openai-compatible")
+# Cloud providers, named as LiteLLM names them; the API key comes from the environment file.
+CLOUD_ENGINES = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "azure": "AZURE_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "cohere": "COHERE_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+}
+# LiteLLM answers by itself (mock_response): a self-test alias that needs no upstream.
+MOCK_ENGINE = "mock"
+ENGINES = (*LOCAL_ENGINES, *CLOUD_ENGINES, MOCK_ENGINE)
+
+# LiteLLM's provider prefix per engine and kind.
+_PROVIDER = {
+    "ollama": {"chat": "ollama_chat", "vision": "ollama_chat", "embeddings": "ollama"},
+    "llamacpp": {"chat": "openai", "vision": "openai", "embeddings": "openai"},
+    "vllm": {"chat": "hosted_vllm", "vision": "hosted_vllm", "embeddings": "hosted_vllm", "rerank": "hosted_vllm"},
+    "infinity": {"embeddings": "infinity", "rerank": "infinity"},
+    "openai-compatible": {"chat": "openai", "vision": "openai", "embeddings": "openai", "rerank": "cohere"},
+}
+_MODE = {"chat": "chat", "vision": "chat", "embeddings": "embedding", "rerank": "rerank"}
+
+KNOWN_FIELDS = {
+    "name",
+    "kind",
+    "engine",
+    "model",
+    "api_base",
+    "api_key_env",
+    "vram_mib",
+    "timeout",
+    "rpm",
+    "tpm",
+    "max_tokens",
+    "fallbacks",
+    "mock_response",
+    "litellm_model",
+    "litellm_params",
+}
+_NAME_MIDDLE = re.compile(r"^[a-z0-9][a-z0-9._]*(-[a-z0-9][a-z0-9._]*)*$")
+_ALIAS = re.compile(r"^(chat|embed|rerank|vision)-[a-z0-9][a-z0-9._-]*$")
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+DEFAULTS = {"local_timeout": 120, "local_rpm": 30, "vision_max_tokens": 4096}
+
+
+def _fail(where, msg):
+    raise AnsibleFilterError(f"{where}: {msg}")
+
+
+def _positive_int(where, field, value, allow_zero=False):
+    if isinstance(value, bool):
+        _fail(where, f"{field} must be a whole number, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        _fail(where, f"{field} must be a whole number, got {value!r}")
+    if str(number) != str(value).strip():
+        _fail(where, f"{field} must be a whole number, got {value!r}")
+    if number < 0 or (number == 0 and not allow_zero):
+        _fail(where, f"{field} must be {'0 or more' if allow_zero else 'greater than 0'}, got {value!r}")
+    return number
+
+
+def _check_url(where, field, value):
+    parsed = urlparse(str(value))
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        _fail(where, f"{field} must be an http(s) URL such as http://127.0.0.1:8080/v1, got {value!r}")
+
+
+def _normalize(entry, index, defaults):
+    where = f"litellm_models[{index}]"
+    if not isinstance(entry, dict):
+        _fail(where, f"each entry must be a mapping with name, kind and engine, got {entry!r}")
+    if entry.get("name"):
+        where = f"litellm_models[{index}] ({entry['name']})"
+    unknown = sorted(set(entry) - KNOWN_FIELDS)
+    if unknown:
+        _fail(where, f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_FIELDS))}")
+    for field in ("name", "kind", "engine"):
+        if not entry.get(field):
+            _fail(where, f"{field} is required")
+    name, kind, engine = str(entry["name"]), str(entry["kind"]), str(entry["engine"])
+    if kind not in KIND_PREFIX:
+        _fail(where, f"kind must be one of {', '.join(KIND_PREFIX)}, got {kind!r}")
+    if engine not in ENGINES:
+        _fail(where, f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+
+    prefix, suffix = KIND_PREFIX[kind] + "-", "-" + engine
+    middle = name[len(prefix) : -len(suffix)] if name.startswith(prefix) and name.endswith(suffix) else ""
+    if not _NAME_MIDDLE.match(middle):
+        _fail(
+            where,
+            f"name must follow [type]-[name]-[engine] (GPU-04): '{prefix}<name>{suffix}' for a {kind} model"
+            f" on {engine}, in lower case, such as '{prefix}qwen2.5-0.5b{suffix}'",
+        )
+
+    local = engine in LOCAL_ENGINES
+    model = dict(
+        name=name,
+        kind=kind,
+        engine=engine,
+        local=local,
+        model=str(entry.get("model") or ""),
+        api_base=entry.get("api_base") or None,
+        api_key_env=entry.get("api_key_env") or None,
+        vram_mib=_positive_int(where, "vram_mib", entry.get("vram_mib", 0), allow_zero=True),
+        fallbacks=entry.get("fallbacks") or [],
+        mock_response=entry.get("mock_response"),
+        litellm_model=entry.get("litellm_model") or None,
+        litellm_params=entry.get("litellm_params") or {},
+    )
+    if not model["model"] and engine != MOCK_ENGINE:
+        _fail(where, "model (the upstream model name) is required")
+    if engine == MOCK_ENGINE and not model["mock_response"]:
+        _fail(where, "a mock model needs mock_response, the text it answers with")
+    if engine != MOCK_ENGINE and model["mock_response"] is not None:
+        _fail(where, "mock_response is only for engine mock")
+    if not local and model["vram_mib"]:
+        _fail(where, f"vram_mib is only for local engines ({', '.join(LOCAL_ENGINES)})")
+    if local and not model["api_base"]:
+        _fail(where, "api_base is required for a local model, such as http://127.0.0.1:8080/v1")
+    if model["api_base"]:
+        _check_url(where, "api_base", model["api_base"])
+    if engine in CLOUD_ENGINES and not model["api_key_env"]:
+        model["api_key_env"] = CLOUD_ENGINES[engine]
+    if model["api_key_env"] and not _ENV_NAME.match(str(model["api_key_env"])):
+        _fail(
+            where,
+            f"api_key_env must be an environment variable name such as OPENAI_API_KEY, got {model['api_key_env']!r}",
+        )
+    if not isinstance(model["fallbacks"], list):
+        _fail(where, f"fallbacks must be a list of model names, got {model['fallbacks']!r}")
+    if not isinstance(model["litellm_params"], dict):
+        _fail(where, "litellm_params must be a mapping of extra LiteLLM parameters")
+    if "api_key" in model["litellm_params"]:
+        _fail(where, "litellm_params must not carry api_key: name the variable in api_key_env (SEC-05)")
+    if engine in _PROVIDER and kind not in _PROVIDER[engine] and not model["litellm_model"]:
+        _fail(where, f"engine {engine} does not serve {kind} models; set litellm_model to say how LiteLLM calls it")
+
+    # GPU-02: local models never wait forever and never take unbounded traffic.
+    timeout = entry.get("timeout", defaults["local_timeout"] if local else None)
+    rpm = entry.get("rpm", defaults["local_rpm"] if local else None)
+    max_tokens = entry.get("max_tokens", defaults["vision_max_tokens"] if kind == "vision" else None)
+    model["timeout"] = None if timeout is None else _positive_int(where, "timeout", timeout)
+    model["rpm"] = None if rpm is None else _positive_int(where, "rpm", rpm)
+    model["tpm"] = None if entry.get("tpm") is None else _positive_int(where, "tpm", entry["tpm"])
+    model["max_tokens"] = None if max_tokens is None else _positive_int(where, "max_tokens", max_tokens)
+    return model
+
+
+def litellm_catalogue(models, aliases=None, defaults=None):
+    """Validate the catalogue and return it normalised, with the defaults applied.
+
+    ``aliases`` maps extra names (such as ``chat-default``) to catalogue names.
+    """
+    if not isinstance(models, list) or not models:
+        _fail("litellm_models", "must be a non-empty list of models")
+    aliases = aliases or {}
+    if not isinstance(aliases, dict):
+        _fail("litellm_model_aliases", "must be a mapping of alias to model name")
+    settings = dict(DEFAULTS, **(defaults or {}))
+
+    catalogue = [_normalize(entry, index, settings) for index, entry in enumerate(models)]
+    seen, served = {}, {}
+    for model in catalogue:
+        if model["name"] in seen:
+            _fail("litellm_models", f"{model['name']} is declared twice (GPU-04): keep one entry")
+        seen[model["name"]] = model
+        if model["engine"] != MOCK_ENGINE:
+            upstream = (model["engine"], model["model"], model["api_base"])
+            if upstream in served:
+                _fail(
+                    "litellm_models",
+                    f"{served[upstream]} and {model['name']} serve the same model from the same place"
+                    " (GPU-04): merge them into one entry",
+                )
+            served[upstream] = model["name"]
+
+    for alias, target in aliases.items():
+        where = f"litellm_model_aliases.{alias}"
+        if not _ALIAS.match(str(alias)):
+            _fail(where, "an alias starts with its type (chat-, embed-, rerank-, vision-), in lower case")
+        if alias in seen:
+            _fail(where, "is also a model name in litellm_models; choose another alias")
+        if target not in seen:
+            _fail(where, f"points at {target!r}, which is not in litellm_models")
+        if KIND_PREFIX[seen[target]["kind"]] != alias.split("-", 1)[0]:
+            _fail(where, f"is named as another type than {target}")
+
+    names = set(seen) | set(aliases)
+    for model in catalogue:
+        for fallback in model["fallbacks"]:
+            if fallback not in names:
+                _fail(f"litellm_models ({model['name']})", f"fallback {fallback!r} is not in litellm_models")
+            if fallback == model["name"]:
+                _fail(f"litellm_models ({model['name']})", "a model cannot fall back to itself")
+    return catalogue
+
+
+def _litellm_params(model, provider_api_base):
+    engine, kind = model["engine"], model["kind"]
+    if model["litellm_model"]:
+        target = model["litellm_model"]
+    elif engine == MOCK_ENGINE:
+        target = "openai/" + (model["model"] or model["name"])
+    elif engine in CLOUD_ENGINES:
+        target = f"{engine}/{model['model']}"
+    else:
+        target = f"{_PROVIDER[engine][kind]}/{model['model']}"
+    params = {"model": target}
+    api_base = model["api_base"] or (provider_api_base or {}).get(engine)
+    if api_base:
+        params["api_base"] = api_base
+    if model["api_key_env"]:
+        params["api_key"] = "os.environ/" + model["api_key_env"]
+    elif engine in ("llamacpp", "openai-compatible"):
+        # The OpenAI client insists on a key; local servers without one ignore it.
+        params["api_key"] = "none"
+    if model["mock_response"] is not None:
+        params["mock_response"] = model["mock_response"]
+    for field in ("timeout", "rpm", "tpm", "max_tokens"):
+        if model[field] is not None:
+            params[field] = model[field]
+    params.update(model["litellm_params"])
+    return params
+
+
+def litellm_model_list(catalogue, aliases=None, provider_api_base=None):
+    """The proxy's ``model_list``: one entry per model, then one per alias."""
+    by_name = {model["name"]: model for model in catalogue}
+    entries = []
+    for model in catalogue:
+        entries.append(
+            {
+                "model_name": model["name"],
+                "litellm_params": _litellm_params(model, provider_api_base),
+                "model_info": {"mode": _MODE[model["kind"]]},
+            }
+        )
+    for alias, target in (aliases or {}).items():
+        entries.append(
+            {
+                "model_name": alias,
+                "litellm_params": _litellm_params(by_name[target], provider_api_base),
+                "model_info": {"mode": _MODE[by_name[target]["kind"]]},
+            }
+        )
+    return entries
+
+
+def litellm_fallbacks(catalogue, aliases=None):
+    """The router's ``fallbacks``: an alias falls back like the model it points at (GPU-03)."""
+    by_name = {model["name"]: model for model in catalogue}
+    fallbacks = [{model["name"]: list(model["fallbacks"])} for model in catalogue if model["fallbacks"]]
+    for alias, target in (aliases or {}).items():
+        if by_name[target]["fallbacks"]:
+            fallbacks.append({alias: list(by_name[target]["fallbacks"])})
+    return fallbacks
+
+
+def litellm_api_key_envs(catalogue):
+    """The environment variables the catalogue's models read their API keys from."""
+    return sorted({model["api_key_env"] for model in catalogue if model["api_key_env"]})
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "litellm_catalogue": litellm_catalogue,
+            "litellm_model_list": litellm_model_list,
+            "litellm_fallbacks": litellm_fallbacks,
+            "litellm_api_key_envs": litellm_api_key_envs,
+        }
