@@ -59,6 +59,14 @@ class Resp:
 
 
 PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+
+
+def exposure(host, unit: str) -> float:
+    """systemd-analyze security's overall exposure of a unit, as the operator would read it."""
+    out = host.check_output(f"systemd-analyze security --no-pager {unit} | tail -n 1")
+    score = float(re.search(r"exposure level for \S+: ([0-9.]+)", out).group(1))
+    print(f"{unit}: exposure {score}")
+    return score
 INVENTORY = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import psycopg2
 import pytest
-from conftest import PROJECT, SECRETS_DIR, Resp, run_playbook
+from conftest import PROJECT, SECRETS_DIR, Resp, exposure, run_playbook
 
 PG_VERSION = 15
 PG_PORT = 5434
@@ -128,10 +127,7 @@ def test_redis_files_hold_no_plaintext_password(host, secrets):
 
 @pytest.mark.parametrize("unit", [f"postgresql@{PG_VERSION}-main.service", "redis-server.service"])
 def test_unit_exposure_at_most_3(host, unit):
-    out = host.check_output(f"systemd-analyze security --no-pager {unit} | tail -n 1")
-    score = float(re.search(r"exposure level for \S+: ([0-9.]+)", out).group(1))
-    print(f"{unit}: exposure {score}")
-    assert score <= 3.0, out
+    assert exposure(host, unit) <= 3.0
 
 
 def test_postgresql_logs_to_the_journal(host):

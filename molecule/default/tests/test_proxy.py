@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 import yaml
-from conftest import PROJECT, run_playbook
+from conftest import PROJECT, exposure, run_playbook
 
 PROXY = "http://127.0.0.1:4000"
 UNIT = "litellm-proxy.service"
@@ -72,10 +72,7 @@ def test_listens_on_loopback_only(host):
 
 
 def test_unit_exposure_at_most_3(host):
-    out = host.check_output(f"systemd-analyze security --no-pager {UNIT} | tail -n 1")
-    score = float(re.search(r"exposure level for \S+: ([0-9.]+)", out).group(1))
-    print(f"{UNIT}: exposure {score}")
-    assert score <= 3.0, out
+    assert exposure(host, UNIT) <= 3.0
 
 
 def test_unit_files_verify(host):
