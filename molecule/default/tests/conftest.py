@@ -59,6 +59,7 @@ class Resp:
 
 
 PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+INVENTORY = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
 
 
 def exposure(host, unit: str) -> float:
@@ -67,7 +68,6 @@ def exposure(host, unit: str) -> float:
     score = float(re.search(r"exposure level for \S+: ([0-9.]+)", out).group(1))
     print(f"{unit}: exposure {score}")
     return score
-INVENTORY = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
 
 
 def run_playbook(*args: str) -> tuple[int, str, int | None]:
