@@ -13,12 +13,18 @@ ANSIBLE_ARGS ?=
 BENCH_ARGS ?=
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+AS_POSTGRES := $(if $(filter 0,$(shell id -u)),runuser -u postgres --,sudo -u postgres)
 # Debian packages the controller needs: to build the tool environment, and for the
 # tests, to build and boot the systemd-nspawn test hosts.
 DEPLOY_PACKAGES := python3-venv sudo
-TEST_PACKAGES := $(DEPLOY_PACKAGES) debootstrap systemd-container
+TEST_PACKAGES := $(DEPLOY_PACKAGES) debootstrap systemd-container postgresql
+# The module tests: a PostgreSQL 15 on this machine and the LiteLLM releases they migrate.
+TEST_CACHE := $(HOME)/.cache/litellm-gateway
+TEST_WHEELS := litellm==1.80.16 litellm-proxy-extras==0.4.21 litellm-proxy-extras==0.4.110
+PG_TEST_USER := litellm_schema_test
+PG_TEST_PASSWORD_FILE := $(TEST_CACHE)/pg-test-password
 
-.PHONY: help deploy test lint unit molecule bench demo demo-shell demo-destroy venv deploy-packages test-packages clean
+.PHONY: help deploy test lint unit module-test molecule bench bench-schema demo demo-shell demo-destroy venv deploy-packages test-packages test-postgres test-wheels clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -26,7 +32,7 @@ help: ## List the targets
 deploy: deploy-packages venv ## Deploy the stack to the default inventory (this machine)
 	ansible-playbook site.yml $(ANSIBLE_ARGS)
 
-test: test-packages venv lint unit molecule ## Lint, unit tests, then the Molecule scenario
+test: test-packages venv lint unit module-test molecule ## Lint, unit tests, module tests, then the Molecule scenario
 
 lint: venv ## yamllint, ansible-lint (production profile), ruff
 	yamllint --strict .
@@ -37,11 +43,19 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 unit: venv ## Unit tests (pytest)
 	pytest tests/unit
 
+module-test: test-packages venv test-postgres test-wheels ## Module tests against a real PostgreSQL 15
+	LITELLM_TEST_REQUIRE=1 LITELLM_TEST_PG_USER=$(PG_TEST_USER) LITELLM_TEST_PG_PASSWORD_FILE=$(PG_TEST_PASSWORD_FILE) \
+	LITELLM_TEST_WHEELS=$(TEST_CACHE)/wheels pytest tests/modules
+
 molecule: test-packages venv ## molecule test of the default scenario (systemd-nspawn)
 	molecule test
 
 bench: demo ## Chat completions through the deployed proxy vs. LiteLLM's documented start (rps, p50, p99)
 	python3 bench/proxy_bench.py $(BENCH_ARGS)
+
+bench-schema: test-packages venv test-postgres test-wheels ## Fresh migration by the module vs. psql -f (time, ratio)
+	LITELLM_TEST_PG_USER=$(PG_TEST_USER) LITELLM_TEST_PG_PASSWORD_FILE=$(PG_TEST_PASSWORD_FILE) \
+	LITELLM_TEST_WHEELS=$(TEST_CACHE)/wheels python3 bench/schema_bench.py $(BENCH_ARGS)
 
 demo: test-packages venv ## Converge the stack in a throwaway container and keep it
 	molecule converge
@@ -66,6 +80,22 @@ deploy-packages:
 
 test-packages:
 	@$(call apt_ensure,$(TEST_PACKAGES))
+
+# Starts the Debian cluster (no systemd needed) and (re)sets the test role's generated password.
+test-postgres: test-packages
+	@mkdir -p $(TEST_CACHE) && chmod 700 $(TEST_CACHE)
+	@test -s $(PG_TEST_PASSWORD_FILE) || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' > $(PG_TEST_PASSWORD_FILE))
+	@cluster=$$(pg_lsclusters -h | awk 'NR==1 {print $$1" "$$2}'); \
+	test -n "$$cluster" || { echo "No PostgreSQL cluster: apt-get install postgresql creates one." >&2; exit 1; }; \
+	pg_lsclusters -h | awk 'NR==1 {exit $$4 != "online"}' || $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$cluster start
+	@$(AS_POSTGRES) psql -q -v ON_ERROR_STOP=1 -v user=$(PG_TEST_USER) -v password="$$(cat $(PG_TEST_PASSWORD_FILE))" \
+	  < tests/modules/test-role.sql
+
+test-wheels:
+	@mkdir -p $(TEST_CACHE)/wheels
+	@cd $(TEST_CACHE)/wheels && for spec in $(TEST_WHEELS); do \
+	  ls "$$(echo $${spec%%==*} | tr - _)-$${spec##*==}-"*.whl >/dev/null 2>&1 || \
+	  $(BIN)/pip download --quiet --disable-pip-version-check --no-deps -d . "$$spec" || exit 1; done
 
 clean: ## Remove the tool environment (the test image cache stays in ~/.cache/litellm-gateway)
 	rm -rf $(VENV)

@@ -1,0 +1,368 @@
+#!/usr/bin/python
+"""Ansible module: LiteLLM's database schema, migrated, checked and repaired without the Prisma CLI."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: litellm_schema_sync
+short_description: Migrate LiteLLM's PostgreSQL schema, report drift from schema.prisma, repair it
+description:
+  - Applies the Prisma migrations shipped with LiteLLM (litellm-proxy-extras) as C(prisma migrate deploy)
+    does, each in its own transaction, and keeps Prisma's bookkeeping in C(_prisma_migrations), so that
+    LiteLLM's own check afterwards finds nothing to do.
+  - Takes Prisma's migration advisory lock, so only one migrator runs at a time.
+  - A database without history but with tables (built by C(prisma db push)) is baselined.
+  - Before a migration creates a unique index, finds the rows that would break it.
+  - Compares the live database with C(schema.prisma) and, with I(repair=true), adds what is missing.
+    It never drops anything, never narrows a type and never touches tables that are not in the schema.
+  - Reports whether the generated Prisma client in the virtual environment matches its schema.
+options:
+  database_url:
+    description:
+      - A Prisma C(DATABASE_URL). Prisma's own parameters (C(connection_limit), C(pool_timeout), C(pgbouncer),
+        ...) are understood and not passed to libpq; C(schema=) selects the PostgreSQL schema.
+      - Mutually exclusive with I(login_host) and friends.
+    type: str
+  login_host:
+    description: Host of the database server.
+    type: str
+    default: localhost
+  login_port:
+    description: Port of the database server.
+    type: int
+    default: 5432
+  login_user:
+    description: User to connect as.
+    type: str
+  login_password:
+    description: Password of I(login_user).
+    type: str
+  db:
+    description: Database name.
+    type: str
+  schema:
+    description: The PostgreSQL schema; overrides C(schema=) in I(database_url). Defaults to C(public).
+    type: str
+  venv:
+    description:
+      - A LiteLLM virtual environment. Supplies I(schema_file) and I(migrations_dir) when they are not given,
+        and the Prisma client to check.
+    type: path
+  schema_file:
+    description: The C(schema.prisma) to compare with. Default C(litellm/proxy/schema.prisma) in I(venv).
+    type: path
+  migrations_dir:
+    description: The migrations. Default C(litellm_proxy_extras/migrations/) in I(venv).
+    type: path
+  migrate:
+    description: Apply pending migrations.
+    type: bool
+    default: true
+  baseline:
+    description:
+      - C(auto) baselines a database that has tables but no migration history; C(always) treats every pending
+        migration that way (objects that already exist are kept and recorded); C(never) applies as written.
+    type: str
+    choices: [auto, always, never]
+    default: auto
+  resolve:
+    description:
+      - Resolve a failed or changed migration, as C(prisma migrate resolve) does. C(rolled_back) marks a failed
+        migration so that it is applied again; C(applied) records it as applied without running it (or accepts
+        the changed checksum of an applied one). Resolving what is already resolved changes nothing.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      migration:
+        description: The migration's directory name.
+        type: str
+        required: true
+      state:
+        description: What to record.
+        type: str
+        required: true
+        choices: [rolled_back, applied]
+  accept_changed_migrations:
+    description:
+      - Record the new checksum of every applied migration whose file has changed, instead of stopping.
+        LiteLLM rewrote its older migrations in later releases (56 of the 64 files of litellm-proxy-extras 0.4.21
+        differ in 0.4.110), so an upgrade across such a release needs this once.
+    type: bool
+    default: false
+  remove_duplicates:
+    description:
+      - When a pending migration creates a unique index that existing rows break, remove the duplicates, keeping
+        the newest row of each group (latest C(updated_at), then C(created_at), then the last written).
+        The removed rows are first saved as JSON lines under I(backup_dir).
+    type: bool
+    default: false
+  backup_dir:
+    description: Where removed duplicate rows are saved (created 0700, files 0600).
+    type: path
+    default: /var/backups/litellm/duplicates
+  repair:
+    description:
+      - Add what the schema has and the database lacks - enums and their values, tables, columns, primary keys,
+        indexes, foreign keys, missing defaults - and drop a NOT NULL that the schema does not have.
+    type: bool
+    default: false
+  fail_on_drift:
+    description: Fail when drift remains after the run.
+    type: bool
+    default: false
+  check_client:
+    description: Report the Prisma client generated in I(venv) against the schema (DB-03).
+    type: bool
+    default: false
+  regenerate_client:
+    description: Run the venv's C(prisma generate) when the client is missing or stale.
+    type: bool
+    default: false
+  query_engine_binary:
+    description: The C(PRISMA_QUERY_ENGINE_BINARY) the proxy is started with, to check against the client.
+    type: path
+  lock_timeout:
+    description: Seconds to wait for another migrator to finish.
+    type: int
+    default: 60
+attributes:
+  check_mode:
+    support: full
+    details: Runs every step in one transaction that is rolled back; writes no backup file and generates no client.
+  diff_mode:
+    support: full
+    details: Shows the SQL that runs (or would run).
+requirements:
+  - psycopg2
+notes:
+  - Passwords are never logged or returned; connection errors name the host and port only.
+"""
+
+EXAMPLES = r"""
+- name: Bring LiteLLM's database to the schema of the installed LiteLLM
+  litellm_schema_sync:
+    database_url: "{{ litellm_proxy_database_url }}"
+    venv: /opt/litellm/venv
+    repair: true
+  vars:
+    ansible_python_interpreter: /opt/litellm/venv/bin/python
+
+- name: Retry a migration that failed, after fixing its cause
+  litellm_schema_sync:
+    database_url: "{{ litellm_proxy_database_url }}"
+    venv: /opt/litellm/venv
+    resolve:
+      - migration: 20250707230009_add_mcp_namespaced_tool_name
+        state: rolled_back
+"""
+
+RETURN = r"""
+applied:
+  description: Migrations applied by this run (in check mode, that would be applied).
+  type: list
+  elements: str
+  returned: always
+baselined:
+  description: Migrations whose objects were already there, recorded as applied.
+  type: list
+  elements: str
+  returned: always
+pending:
+  description: Migrations that were pending when the run started.
+  type: list
+  elements: str
+  returned: always
+accepted:
+  description: Applied migrations whose changed checksum was recorded (accept_changed_migrations).
+  type: list
+  elements: str
+  returned: always
+resolved:
+  description: The resolutions recorded.
+  type: list
+  elements: dict
+  returned: always
+duplicates:
+  description: Rows that break a unique index a pending migration creates, per index.
+  type: list
+  elements: dict
+  returned: always
+backup_files:
+  description: Files that hold removed duplicate rows.
+  type: list
+  elements: str
+  returned: always
+drift:
+  description: What still differs from schema.prisma after the run (kind, table, name, message, expected, actual).
+  type: list
+  elements: dict
+  returned: always
+repaired:
+  description: The repairs made (kind, table, name, sql).
+  type: list
+  elements: dict
+  returned: always
+executed:
+  description: The SQL statements run (in check mode, run and rolled back).
+  type: list
+  elements: str
+  returned: always
+client:
+  description: The Prisma client's state (current, stale, not_generated, not_installed, engine_mismatch) and why.
+  type: dict
+  returned: when check_client
+warnings:
+  description: What the operator should know but does not stop the run.
+  type: list
+  elements: str
+  returned: always
+"""
+
+import subprocess
+from pathlib import Path
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    import psycopg2  # noqa: F401
+
+    HAS_PSYCOPG2 = True
+except ImportError:
+    HAS_PSYCOPG2 = False
+
+from ansible.module_utils.litellm_prisma_db import (
+    Connection,
+    Options,
+    SchemaSync,
+    SyncError,
+    client_status,
+    connect,
+    load_migrations,
+    parse_database_url,
+    venv_paths,
+)
+from ansible.module_utils.litellm_prisma_schema import SchemaError, parse_schema
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "database_url": {"type": "str", "no_log": True},
+            "login_host": {"type": "str", "default": "localhost"},
+            "login_port": {"type": "int", "default": 5432},
+            "login_user": {"type": "str"},
+            "login_password": {"type": "str", "no_log": True},
+            "db": {"type": "str"},
+            "schema": {"type": "str"},
+            "venv": {"type": "path"},
+            "schema_file": {"type": "path"},
+            "migrations_dir": {"type": "path"},
+            "migrate": {"type": "bool", "default": True},
+            "baseline": {"type": "str", "default": "auto", "choices": ["auto", "always", "never"]},
+            "resolve": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {
+                    "migration": {"type": "str", "required": True},
+                    "state": {"type": "str", "required": True, "choices": ["rolled_back", "applied"]},
+                },
+            },
+            "accept_changed_migrations": {"type": "bool", "default": False},
+            "remove_duplicates": {"type": "bool", "default": False},
+            "backup_dir": {"type": "path", "default": "/var/backups/litellm/duplicates"},
+            "repair": {"type": "bool", "default": False},
+            "fail_on_drift": {"type": "bool", "default": False},
+            "check_client": {"type": "bool", "default": False},
+            "regenerate_client": {"type": "bool", "default": False},
+            "query_engine_binary": {"type": "path"},
+            "lock_timeout": {"type": "int", "default": 60},
+        },
+        mutually_exclusive=[("database_url", "login_user"), ("database_url", "db")],
+        required_one_of=[("database_url", "db")],
+        supports_check_mode=True,
+    )
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2"))
+    p = module.params
+    if (p["check_client"] or p["regenerate_client"]) and not p["venv"]:
+        module.fail_json(msg="check_client and regenerate_client need venv: the client to check lives there")
+    try:
+        result = run(module, p)
+    except (SyncError, SchemaError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+def run(module: AnsibleModule, p: dict) -> dict:
+    if p["database_url"]:
+        conn_params = parse_database_url(p["database_url"])
+    else:
+        conn_params = Connection(
+            p["login_host"], p["login_port"], p["login_user"] or "", p["login_password"] or "", p["db"]
+        )
+    if p["schema"]:
+        conn_params.schema = p["schema"]
+
+    schema_file, migrations_dir = p["schema_file"], p["migrations_dir"]
+    if p["venv"]:
+        default_schema, default_migrations = venv_paths(p["venv"])
+        schema_file = schema_file or str(default_schema)
+        migrations_dir = migrations_dir or str(default_migrations)
+    if not schema_file and not migrations_dir:
+        raise SyncError("give venv, or schema_file and/or migrations_dir: there is nothing to compare or apply")
+    expected = None
+    if schema_file:
+        path = Path(schema_file)
+        if not path.is_file():
+            raise SyncError(f"the schema file {path} does not exist")
+        expected = parse_schema(path.read_text(encoding="utf-8"))
+    migrations = load_migrations(migrations_dir) if migrations_dir and p["migrate"] else []
+
+    options = Options(
+        migrate=p["migrate"],
+        baseline=p["baseline"],
+        resolve=p["resolve"],
+        remove_duplicates=p["remove_duplicates"],
+        backup_dir=p["backup_dir"],
+        repair=p["repair"],
+        accept_changed=p["accept_changed_migrations"],
+        lock_timeout=p["lock_timeout"],
+    )
+    conn = connect(conn_params)
+    try:
+        result = SchemaSync(conn, conn_params.schema, expected, migrations, options, module.check_mode).run()
+    finally:
+        conn.close()
+    result["ignored_url_parameters"] = conn_params.ignored
+    result["schema"] = conn_params.schema
+
+    if p["check_client"] and expected is not None:
+        client = client_status(p["venv"], expected, p["query_engine_binary"], parse_schema)
+        if p["regenerate_client"] and client["state"] in ("not_generated", "stale"):
+            client["regenerated"] = True
+            result["changed"] = True
+            if not module.check_mode:
+                prisma = Path(p["venv"]) / "bin" / "prisma"
+                proc = subprocess.run(
+                    [str(prisma), "generate", f"--schema={schema_file}"], capture_output=True, text=True, check=False
+                )
+                if proc.returncode != 0:
+                    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+                    raise SyncError(f"{prisma} generate failed: {' '.join(tail)}")
+                client = client_status(p["venv"], expected, p["query_engine_binary"], parse_schema)
+                client["regenerated"] = True
+        result["client"] = client
+
+    if module._diff and result["executed"]:
+        result["diff"] = {"prepared": ";\n\n".join(result["executed"]) + ";\n"}
+    if p["fail_on_drift"] and result["drift"]:
+        lines = "; ".join(d["message"] for d in result["drift"][:10])
+        module.fail_json(msg=f"{len(result['drift'])} differences from schema.prisma remain: {lines}", **result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

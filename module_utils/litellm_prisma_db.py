@@ -1,0 +1,1276 @@
+"""LiteLLM's database schema without the Prisma CLI: migrate, check for drift, repair.
+
+`SchemaSync` applies LiteLLM's Prisma migrations the way `prisma migrate deploy` does, keeping
+Prisma's bookkeeping in `_prisma_migrations`, then compares the live database with
+`schema.prisma` (parsed by litellm_prisma_schema) and, when asked, adds what is missing.
+Every write runs in a transaction; in check mode the whole run is one transaction that is
+rolled back, so the plan is the real thing and nothing is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ansible.module_utils.litellm_prisma_schema import (
+    Column,
+    ForeignKey,
+    Index,
+    Schema,
+    Table,
+    parse_default_expression,
+    quote_ident,
+)
+
+HISTORY_TABLE = "_prisma_migrations"
+# The advisory lock key Prisma Migrate takes: holding the same one keeps this module and any
+# Prisma CLI (LiteLLM's own start-up migration) from migrating at the same time.
+PRISMA_LOCK_KEY = 72707369
+
+# URL parameters that only Prisma understands (DB-07): read, never handed to libpq.
+PRISMA_URL_PARAMS = {
+    "connection_limit",
+    "pool_timeout",
+    "schema",
+    "pgbouncer",
+    "socket_timeout",
+    "statement_cache_size",
+    "sslaccept",
+    "sslidentity",
+    "max_connection_lifetime",
+    "max_idle_connection_lifetime",
+}
+LIBPQ_URL_PARAMS = {
+    "host",
+    "hostaddr",
+    "port",
+    "sslmode",
+    "sslcert",
+    "sslkey",
+    "sslrootcert",
+    "sslcrl",
+    "sslpassword",
+    "sslcompression",
+    "sslsni",
+    "connect_timeout",
+    "application_name",
+    "options",
+    "target_session_attrs",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "channel_binding",
+    "gssencmode",
+    "requiressl",
+}
+
+# SQLSTATEs that mean "this object is already there" / "already gone" when baselining.
+ALREADY_EXISTS = {"42P07", "42701", "42710", "42P06", "42723", "42P16"}
+ALREADY_GONE = {"42704", "42P01", "42703"}
+
+NO_TRANSACTION = re.compile(r"\b(CONCURRENTLY|VACUUM|ALTER\s+SYSTEM)\b", re.I)
+CREATE_UNIQUE = re.compile(
+    r'^\s*CREATE\s+UNIQUE\s+INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?"([^"]+)"\s+ON\s+(?:ONLY\s+)?"([^"]+)"'
+    r'\s*(?:USING\s+\w+\s*)?\(((?:\s*"[^"]+"\s*(?:ASC|DESC)?\s*,?)+)\)\s*$',
+    re.I | re.S,
+)
+INDEX_NAME = re.compile(
+    r'^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?"([^"]+)"', re.I
+)
+DROP_INDEX = re.compile(r'^\s*DROP\s+INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+EXISTS\s+)?"([^"]+)"', re.I)
+ADD_COLUMN = re.compile(r'ADD\s+COLUMN\s+(?:IF\s+NOT\s+EXISTS\s+)?"([^"]+)"', re.I)
+DROP_COLUMN = re.compile(r'DROP\s+COLUMN\s+(?:IF\s+EXISTS\s+)?"([^"]+)"', re.I)
+ALTER_TABLE = re.compile(r'^\s*ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?"([^"]+)"', re.I)
+CREATE_TABLE = re.compile(r'^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?"([^"]+)"', re.I)
+DROP_TABLE = re.compile(r'^\s*DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?"([^"]+)"', re.I)
+
+# Columns whose values are not printed in a duplicate report (hashed keys, tokens).
+SENSITIVE_COLUMN = re.compile(r"key|token|secret|password|hash", re.I)
+
+
+class SyncError(Exception):
+    """Stops the run; the message says what was being done and what to do next."""
+
+
+# --------------------------------------------------------------------------- connection
+
+
+@dataclass
+class Connection:
+    host: str = "localhost"
+    port: int = 5432
+    user: str = ""
+    password: str = ""
+    database: str = ""
+    schema: str = "public"
+    libpq: dict[str, str] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        return f"PostgreSQL at {self.host}:{self.port} (database {self.database!r}, user {self.user!r})"
+
+    def connect_kwargs(self) -> dict:
+        kwargs = {"host": self.host, "port": self.port, "user": self.user, "dbname": self.database}
+        if self.password:
+            kwargs["password"] = self.password
+        kwargs.update(self.libpq)
+        return kwargs
+
+
+def parse_database_url(url: str) -> Connection:
+    """Read a DATABASE_URL as Prisma does: its own parameters are kept apart from libpq's."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise SyncError(f"database_url cannot be read: {exc}") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise SyncError(f"database_url must start with postgresql:// (found {parts.scheme or 'no'} scheme)")
+    conn = Connection(
+        host=unquote(parts.hostname or "localhost"),
+        port=port or 5432,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        database=unquote(parts.path.lstrip("/")),
+    )
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "schema":
+            conn.schema = value or "public"
+        elif key in PRISMA_URL_PARAMS:
+            conn.ignored.append(key)
+        elif key in ("host", "port"):
+            setattr(conn, key, int(value) if key == "port" else value)
+        elif key in LIBPQ_URL_PARAMS:
+            conn.libpq[key] = value
+        else:
+            raise SyncError(f"database_url has the parameter {key!r}, which neither Prisma nor libpq knows; remove it")
+    if not conn.database:
+        raise SyncError("database_url names no database (postgresql://user:password@host:port/DATABASE)")
+    return conn
+
+
+def connect(conn: Connection):
+    import psycopg2  # imported here so that the parsing above works without it
+
+    try:
+        return psycopg2.connect(**conn.connect_kwargs())
+    except psycopg2.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if conn.password:
+            reason = reason.replace(conn.password, "********")
+        raise SyncError(
+            f"cannot connect to {conn.where}: {reason}. Check that PostgreSQL is running and reachable from "
+            f"this host, and the credentials."
+        ) from None
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+def split_sql(text: str) -> list[str]:
+    """Split a migration script into statements: quotes, dollar quotes and comments respected."""
+    statements: list[str] = []
+    buf: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            continue
+        if ch in ("'", '"'):
+            end = i + 1
+            while end < n:
+                if text[end] == ch:
+                    if end + 1 < n and text[end + 1] == ch:
+                        end += 2
+                        continue
+                    break
+                end += 1
+            buf.append(text[i : end + 1])
+            i = end + 1
+            continue
+        if ch == "$":
+            m = re.match(r"\$([A-Za-z_]\w*)?\$", text[i:])
+            if m:
+                tag = m.group(0)
+                end = text.find(tag, i + len(tag))
+                end = n if end < 0 else end + len(tag)
+                buf.append(text[i:end])
+                i = end
+                continue
+        if ch == ";":
+            stmt = "".join(buf).strip()
+            if stmt:
+                statements.append(stmt)
+            buf = []
+            i += 1
+            continue
+        buf.append(ch)
+        i += 1
+    stmt = "".join(buf).strip()
+    if stmt:
+        statements.append(stmt)
+    return statements
+
+
+@dataclass
+class Migration:
+    name: str
+    path: Path
+    script: str
+    checksum: str
+
+    @property
+    def statements(self) -> list[str]:
+        return split_sql(self.script)
+
+
+def load_migrations(directory: str | Path) -> list[Migration]:
+    root = Path(directory)
+    if not root.is_dir():
+        raise SyncError(f"the migrations directory {root} does not exist")
+    migrations = []
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        script = entry / "migration.sql"
+        if entry.is_dir() and script.is_file():
+            data = script.read_bytes()
+            migrations.append(Migration(entry.name, script, data.decode("utf-8"), hashlib.sha256(data).hexdigest()))
+    if not migrations:
+        raise SyncError(f"the migrations directory {root} holds no <name>/migration.sql")
+    return migrations
+
+
+def migration_index_names(migrations: list[Migration]) -> set[str]:
+    """Indexes that the migrations leave behind, in order (created and not dropped again)."""
+    names: set[str] = set()
+    for migration in migrations:
+        for stmt in migration.statements:
+            created = INDEX_NAME.match(stmt)
+            dropped = DROP_INDEX.match(stmt)
+            if created:
+                names.add(created.group(1))
+            elif dropped:
+                names.discard(dropped.group(1))
+    return names
+
+
+# --------------------------------------------------------------------------- introspection
+
+ACTION_CODES = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+
+
+def introspect(cur, schema: str) -> Schema:
+    """The live tables, columns, keys, indexes and enums of one PostgreSQL schema."""
+    live = Schema()
+    cur.execute(
+        "SELECT t.typname, e.enumlabel FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid "
+        "JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = %s ORDER BY t.typname, e.enumsortorder",
+        (schema,),
+    )
+    for name, label in cur.fetchall():
+        live.enums.setdefault(name, []).append(label)
+    cur.execute(
+        "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+        "pg_get_expr(d.adbin, d.adrelid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') ORDER BY c.relname, a.attnum",
+        (schema,),
+    )
+    for table, column, pg_type, notnull, default in cur.fetchall():
+        tbl = live.tables.setdefault(table, Table(table, table))
+        tbl.columns[column] = Column(column, pg_type.replace('"', ""), not notnull, parse_default_expression(default))
+    cur.execute(
+        "SELECT t.relname, i.relname, x.indisunique, x.indisprimary, am.amname, x.indexprs IS NOT NULL, "
+        "ARRAY(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY k(attnum, ord) "
+        "      JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum ORDER BY k.ord), "
+        "x.indoption::int2[], pg_get_indexdef(x.indexrelid) "
+        "FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid "
+        "JOIN pg_am am ON am.oid = i.relam JOIN pg_namespace n ON n.oid = t.relnamespace "
+        "WHERE n.nspname = %s AND t.relkind IN ('r', 'p')",
+        (schema,),
+    )
+    for table, name, unique, primary, method, has_expr, columns, options, definition in cur.fetchall():
+        tbl = live.tables.get(table)
+        if tbl is None:
+            continue
+        if primary:
+            tbl.primary_key = tuple(columns)
+            tbl.primary_key_name = name
+            continue
+        if has_expr:
+            cols: tuple = ((definition, "ASC"),)
+        else:
+            cols = tuple((c, "DESC" if (o or 0) & 1 else "ASC") for c, o in zip(columns, options, strict=False))
+        tbl.indexes.append(Index(name, cols, unique=unique, method=method))
+    cur.execute(
+        "SELECT t.relname, c.conname, r.relname, c.confdeltype, c.confupdtype, "
+        "ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, o) "
+        "      JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o), "
+        "ARRAY(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(n, o) "
+        "      JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o) "
+        "FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_class r ON r.oid = c.confrelid "
+        "JOIN pg_namespace n ON n.oid = t.relnamespace WHERE c.contype = 'f' AND n.nspname = %s",
+        (schema,),
+    )
+    for table, name, ref_table, on_delete, on_update, cols, ref_cols in cur.fetchall():
+        if table in live.tables:
+            live.tables[table].foreign_keys.append(
+                ForeignKey(
+                    name, tuple(cols), ref_table, tuple(ref_cols), ACTION_CODES[on_delete], ACTION_CODES[on_update]
+                )
+            )
+    return live
+
+
+# --------------------------------------------------------------------------- drift
+
+
+@dataclass
+class Drift:
+    kind: str
+    table: str
+    name: str
+    message: str
+    expected: str = ""
+    actual: str = ""
+    repairable: bool = False
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "table": self.table,
+            "name": self.name,
+            "message": self.message,
+            "expected": self.expected,
+            "actual": self.actual,
+            "repairable": self.repairable,
+        }
+
+
+def compare(expected: Schema, live: Schema, migration_indexes: set[str] = frozenset()) -> list[Drift]:  # type: ignore[assignment]
+    """What differs between the schema file and the database, object by object."""
+    drift: list[Drift] = []
+    for enum, values in expected.enums.items():
+        if enum not in live.enums:
+            drift.append(Drift("missing_enum", "", enum, f'enum "{enum}" is missing', ", ".join(values), "", True))
+            continue
+        for value in values:
+            if value not in live.enums[enum]:
+                drift.append(
+                    Drift(
+                        "missing_enum_value",
+                        "",
+                        f"{enum}.{value}",
+                        f'enum "{enum}" lacks the value {value!r}',
+                        value,
+                        "",
+                        True,
+                    )
+                )
+        for value in live.enums[enum]:
+            if value not in values:
+                drift.append(
+                    Drift(
+                        "extra_enum_value",
+                        "",
+                        f"{enum}.{value}",
+                        f'enum "{enum}" has the extra value {value!r}',
+                        "",
+                        value,
+                    )
+                )
+    for name, table in expected.tables.items():
+        have = live.tables.get(name)
+        if have is None:
+            drift.append(Drift("missing_table", name, name, f'table "{name}" is missing', "table", "", True))
+            continue
+        drift.extend(_compare_columns(table, have))
+        if table.primary_key != have.primary_key:
+            drift.append(
+                Drift(
+                    "primary_key_mismatch",
+                    name,
+                    table.primary_key_name,
+                    f'table "{name}": primary key is ({", ".join(have.primary_key) or "none"}), '
+                    f"expected ({', '.join(table.primary_key)})",
+                    ", ".join(table.primary_key),
+                    ", ".join(have.primary_key),
+                    not have.primary_key,
+                )
+            )
+        drift.extend(_compare_indexes(table, have, migration_indexes))
+        drift.extend(_compare_foreign_keys(table, have, set(expected.tables)))
+    return drift
+
+
+def _compare_columns(table: Table, have: Table) -> list[Drift]:
+    drift = []
+    for col in table.columns.values():
+        live = have.columns.get(col.name)
+        where = f'column "{table.name}"."{col.name}"'
+        if live is None:
+            drift.append(Drift("missing_column", table.name, col.name, f"{where} is missing", col.describe(), "", True))
+            continue
+        if live.type != col.type:
+            drift.append(
+                Drift(
+                    "type_mismatch",
+                    table.name,
+                    col.name,
+                    f"{where} is {live.type}, expected {col.type}",
+                    col.type,
+                    live.type,
+                )
+            )
+        if live.nullable != col.nullable:
+            widen = col.nullable and not live.nullable
+            drift.append(
+                Drift(
+                    "nullability_mismatch",
+                    table.name,
+                    col.name,
+                    f"{where} is {'NOT NULL' if not live.nullable else 'nullable'}, "
+                    f"expected {'nullable' if col.nullable else 'NOT NULL'}",
+                    "nullable" if col.nullable else "NOT NULL",
+                    "nullable" if live.nullable else "NOT NULL",
+                    widen,
+                )
+            )
+        if not _same_default(col.default, live.default):
+            drift.append(
+                Drift(
+                    "default_mismatch",
+                    table.name,
+                    col.name,
+                    f"{where} has the default {_show(live.default)}, expected {_show(col.default)}",
+                    _show(col.default),
+                    _show(live.default),
+                    live.default is None and col.default is not None and col.default[0] != "seq",
+                )
+            )
+    for name in have.columns:
+        if name not in table.columns:
+            drift.append(
+                Drift(
+                    "extra_column",
+                    table.name,
+                    name,
+                    f'column "{table.name}"."{name}" is not in the schema',
+                    "",
+                    have.columns[name].type,
+                )
+            )
+    return drift
+
+
+def _compare_indexes(table: Table, have: Table, migration_indexes: set[str]) -> list[Drift]:
+    drift = []
+    live_keys = {ix.key: ix for ix in have.indexes}
+    expected_keys = {ix.key for ix in table.indexes}
+    for ix in table.indexes:
+        if ix.key not in live_keys:
+            drift.append(
+                Drift(
+                    "missing_index",
+                    table.name,
+                    ix.name,
+                    f'"{table.name}": {ix.describe()} is missing',
+                    ix.describe(),
+                    "",
+                    True,
+                )
+            )
+    for ix in have.indexes:
+        if ix.key not in expected_keys and ix.name not in migration_indexes:
+            drift.append(
+                Drift(
+                    "extra_index",
+                    table.name,
+                    ix.name,
+                    f'"{table.name}": index "{ix.name}" is not in the schema',
+                    "",
+                    ix.describe(),
+                )
+            )
+    return drift
+
+
+def _compare_foreign_keys(table: Table, have: Table, owned: set[str]) -> list[Drift]:
+    drift = []
+    live_keys = {fk.key for fk in have.foreign_keys}
+    expected_keys = {fk.key for fk in table.foreign_keys}
+    for fk in table.foreign_keys:
+        if fk.key not in live_keys:
+            drift.append(
+                Drift(
+                    "missing_foreign_key",
+                    table.name,
+                    fk.name,
+                    f'"{table.name}": {fk.describe()} is missing',
+                    fk.describe(),
+                    "",
+                    True,
+                )
+            )
+    for fk in have.foreign_keys:
+        if fk.key not in expected_keys and fk.ref_table in owned:
+            drift.append(
+                Drift(
+                    "extra_foreign_key",
+                    table.name,
+                    fk.name,
+                    f'"{table.name}": {fk.describe()} is not in the schema',
+                    "",
+                    fk.describe(),
+                )
+            )
+    return drift
+
+
+def _same_default(expected: tuple | None, live: tuple | None) -> bool:
+    if expected == live:
+        return True
+    if expected is None or live is None:
+        return False
+    if expected[0] == "array" and live[0] == "array":
+        return tuple(expected[1]) == tuple(live[1])
+    return False
+
+
+def _show(default: tuple | None) -> str:
+    if default is None:
+        return "none"
+    if default[0] in ("now", "seq"):
+        return {"now": "now()", "seq": "autoincrement()"}[default[0]]
+    if default[0] == "num":
+        return f"{default[1]:g}"
+    if default[0] == "array":
+        return "[" + ", ".join(default[1]) + "]"
+    return repr(default[1]) if default[0] == "value" else str(default[1])
+
+
+# --------------------------------------------------------------------------- repair DDL
+
+
+def default_sql(default: tuple | None, pg_type: str) -> str | None:
+    if default is None or default[0] == "seq":
+        return None
+    kind, *rest = default
+    if kind == "now":
+        return "CURRENT_TIMESTAMP"
+    if kind == "bool":
+        return "true" if rest[0] else "false"
+    if kind == "num":
+        value = rest[0]
+        return str(int(value)) if float(value).is_integer() and "double" not in pg_type else repr(value)
+    if kind == "array":
+        return "ARRAY[" + ", ".join(_literal(v) for v in rest[0]) + f"]::{pg_type}"
+    if kind == "value":
+        return _literal(rest[0])
+    return rest[0]
+
+
+def _literal(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _type_sql(col: Column, enums: dict[str, list[str]]) -> str:
+    base = col.type[:-2] if col.type.endswith("[]") else col.type
+    if col.default and col.default[0] == "seq":
+        return {"integer": "SERIAL", "bigint": "BIGSERIAL", "smallint": "SMALLSERIAL"}.get(col.type, col.type)
+    if base in enums:
+        return quote_ident(base) + ("[]" if col.type.endswith("[]") else "")
+    return col.type
+
+
+def column_sql(col: Column, enums: dict[str, list[str]], not_null: bool | None = None) -> str:
+    parts = [quote_ident(col.name), _type_sql(col, enums)]
+    if not (col.nullable if not_null is None else not not_null):
+        parts.append("NOT NULL")
+    default = default_sql(col.default, col.type)
+    if default is not None:
+        parts.append(f"DEFAULT {default}")
+    return " ".join(parts)
+
+
+def index_sql(table: str, ix: Index) -> str:
+    cols = ", ".join(quote_ident(c) + (" DESC" if s == "DESC" else "") for c, s in ix.columns)
+    using = "" if ix.method == "btree" else f" USING {ix.method.upper()}"
+    return (
+        f"CREATE {'UNIQUE ' if ix.unique else ''}INDEX {quote_ident(ix.name)} ON {quote_ident(table)}{using} ({cols})"
+    )
+
+
+def foreign_key_sql(table: str, fk: ForeignKey) -> str:
+    return (
+        f"ALTER TABLE {quote_ident(table)} ADD CONSTRAINT {quote_ident(fk.name)} FOREIGN KEY "
+        f"({', '.join(quote_ident(c) for c in fk.columns)}) REFERENCES {quote_ident(fk.ref_table)}"
+        f"({', '.join(quote_ident(c) for c in fk.ref_columns)}) ON DELETE {fk.on_delete} ON UPDATE {fk.on_update}"
+    )
+
+
+def create_table_sql(table: Table, enums: dict[str, list[str]]) -> str:
+    lines = [column_sql(col, enums) for col in table.columns.values()]
+    if table.primary_key:
+        lines.append(
+            f"CONSTRAINT {quote_ident(table.primary_key_name)} PRIMARY KEY "
+            f"({', '.join(quote_ident(c) for c in table.primary_key)})"
+        )
+    return f"CREATE TABLE {quote_ident(table.name)} (\n    " + ",\n    ".join(lines) + "\n)"
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Options:
+    migrate: bool = True
+    baseline: str = "auto"  # auto | always | never
+    resolve: list[dict] = field(default_factory=list)
+    remove_duplicates: bool = False
+    backup_dir: str = "/var/backups/litellm/duplicates"
+    repair: bool = False
+    accept_changed: bool = False
+    lock_timeout: float = 60.0
+
+
+class SchemaSync:
+    """One run against one database. `run()` returns the result; SyncError stops it."""
+
+    def __init__(
+        self,
+        conn,
+        schema: str,
+        expected: Schema | None,
+        migrations: list[Migration],
+        options: Options,
+        check_mode: bool,
+    ):
+        self.conn = conn
+        self.cur = conn.cursor()
+        self.schema = schema
+        self.expected = expected
+        self.migrations = migrations
+        self.options = options
+        self.check_mode = check_mode
+        self.changed = False
+        self.executed: list[str] = []
+        self.result: dict = {
+            "applied": [],
+            "baselined": [],
+            "pending": [],
+            "resolved": [],
+            "accepted": [],
+            "drift": [],
+            "repaired": [],
+            "duplicates": [],
+            "backup_files": [],
+            "warnings": [],
+        }
+
+    # -- plumbing ---------------------------------------------------------------------
+    def write(self, sql: str, params: tuple | None = None, record: bool = True) -> None:
+        """Run a statement that changes the database (rolled back at the end in check mode)."""
+        self.cur.execute(sql, params)
+        self.changed = True
+        if record:
+            self.executed.append(sql)
+
+    def commit(self) -> None:
+        if not self.check_mode:
+            self.conn.commit()
+
+    def scalar(self, sql: str, params: tuple | None = None):
+        self.cur.execute(sql, params)
+        row = self.cur.fetchone()
+        return row[0] if row else None
+
+    def lock(self) -> None:
+        deadline = time.monotonic() + self.options.lock_timeout
+        while not self.scalar("SELECT pg_try_advisory_lock(%s)", (PRISMA_LOCK_KEY,)):
+            if time.monotonic() > deadline:
+                raise SyncError(
+                    f"another migrator (Prisma or this module) holds the migration lock after "
+                    f"{self.options.lock_timeout:g} s; run again once it has finished"
+                )
+            time.sleep(1)
+        self.conn.commit()
+
+    def unlock(self) -> None:
+        self.conn.rollback()
+        self.cur.execute("SELECT pg_advisory_unlock(%s)", (PRISMA_LOCK_KEY,))
+        self.conn.commit()
+
+    # -- main -------------------------------------------------------------------------
+    def run(self) -> dict:
+        self.lock()
+        try:
+            self._run()
+        except BaseException:
+            self.conn.rollback()
+            raise
+        finally:
+            if self.check_mode:
+                self.conn.rollback()
+            self.unlock()
+        self.result["changed"] = self.changed
+        self.result["executed"] = self.executed
+        return self.result
+
+    def _run(self) -> None:
+        self.cur.execute("SELECT set_config('search_path', %s, false)", (quote_ident(self.schema),))
+        if self.options.migrate and self.migrations:
+            self._ensure_history()
+            history = self._history()
+            self._resolve(history)
+            history = self._history()
+            pending = self._check_history(history)
+            self.result["pending"] = [m.name for m in pending]
+            baseline = self.options.baseline == "always" or (
+                self.options.baseline == "auto" and not history and self._has_tables()
+            )
+            for migration in pending:
+                self._apply(migration, baseline)
+        if self.expected is not None:
+            drift = self._drift()
+            if self.options.repair and any(d.repairable for d in drift):
+                self._repair(drift)
+                drift = self._drift()
+            self.result["drift"] = [d.as_dict() for d in drift]
+
+    # -- history ----------------------------------------------------------------------
+    def _ensure_history(self) -> None:
+        if not self.scalar("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)):
+            self.write(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
+        if self.scalar("SELECT to_regclass(%s)", (f"{quote_ident(self.schema)}.{HISTORY_TABLE}",)) is None:
+            # The table exactly as Prisma Migrate creates it.
+            self.write(
+                f"CREATE TABLE {HISTORY_TABLE} (\n"
+                '    "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,\n'
+                '    "checksum"              VARCHAR(64) NOT NULL,\n'
+                '    "finished_at"           TIMESTAMPTZ,\n'
+                '    "migration_name"        VARCHAR(255) NOT NULL,\n'
+                '    "logs"                  TEXT,\n'
+                '    "rolled_back_at"        TIMESTAMPTZ,\n'
+                '    "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),\n'
+                '    "applied_steps_count"   INTEGER NOT NULL DEFAULT 0\n'
+                ")"
+            )
+            self.commit()
+
+    def _history(self) -> list[dict]:
+        self.cur.execute(
+            f"SELECT id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at "
+            f"FROM {HISTORY_TABLE} ORDER BY started_at, migration_name"
+        )
+        cols = [d[0] for d in self.cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in self.cur.fetchall()]
+
+    def _has_tables(self) -> bool:
+        return bool(
+            self.scalar(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND c.relname <> %s",
+                (self.schema, HISTORY_TABLE),
+            )
+        )
+
+    def _check_history(self, history: list[dict]) -> list[Migration]:
+        by_name = {m.name: m for m in self.migrations}
+        applied: dict[str, dict] = {}
+        changed: list[tuple[dict, Migration]] = []
+        for row in history:
+            name = row["migration_name"]
+            if row["rolled_back_at"] is not None:
+                continue
+            if row["finished_at"] is None:
+                first = (row["logs"] or "no log recorded").strip().splitlines()
+                raise SyncError(
+                    f"migration {name} failed at {row['started_at']} and is not resolved "
+                    f"({first[0] if first else 'no log recorded'}). Fix the cause, then set resolve to "
+                    f"[{{migration: {name}, state: rolled_back}}] to apply it again, or state: applied if "
+                    f"its changes are already in the database."
+                )
+            applied[name] = row
+            if name not in by_name:
+                self.result["warnings"].append(
+                    f"migration {name} is recorded in {HISTORY_TABLE} but not in the migrations directory: "
+                    f"the database was migrated by a newer LiteLLM"
+                )
+            elif row["checksum"] != by_name[name].checksum:
+                changed.append((row, by_name[name]))
+        if changed and not self.options.accept_changed:
+            names = [m.name for _, m in changed]
+            first_row, first = changed[0]
+            raise SyncError(
+                f"{len(changed)} applied migration(s) were changed after they were applied: {', '.join(names[:5])}"
+                f"{' ...' if len(names) > 5 else ''} (for {first.name}: checksum {first_row['checksum'][:12]}... in "
+                f"the "
+                f"database, {first.checksum[:12]}... in {first.path}). LiteLLM rewrote its older migrations in later "
+                f"releases. If these files come from the LiteLLM you are installing and the drift check agrees, set "
+                f"accept_changed_migrations: true to record their new checksums, or resolve one with "
+                f"[{{migration: {first.name}, state: applied}}]; otherwise restore the files of the LiteLLM that "
+                f"applied them."
+            )
+        for row, migration in changed:
+            self._accept_checksum(row, migration)
+            self.result["accepted"].append(migration.name)
+        if changed:
+            self.commit()
+        return [m for m in self.migrations if m.name not in applied]
+
+    def _accept_checksum(self, row: dict, migration: Migration) -> None:
+        self.write(
+            f"UPDATE {HISTORY_TABLE} SET checksum = %s, logs = concat_ws(E'\\n', logs, %s) WHERE id = %s",
+            (
+                migration.checksum,
+                f"checksum {row['checksum']} replaced on {time.strftime('%Y-%m-%d')}: file changed",
+                row["id"],
+            ),
+            record=False,
+        )
+
+    def _resolve(self, history: list[dict]) -> None:
+        by_name = {m.name: m for m in self.migrations}
+        for item in self.options.resolve:
+            name, state = item["migration"], item["state"]
+            if name not in by_name:
+                raise SyncError(f"resolve: the migration {name!r} is not in the migrations directory")
+            rows = [r for r in history if r["migration_name"] == name and r["rolled_back_at"] is None]
+            failed = [r for r in rows if r["finished_at"] is None]
+            done = [r for r in rows if r["finished_at"] is not None]
+            migration = by_name[name]
+            if state == "rolled_back":
+                if done and not failed:
+                    if done[-1]["checksum"] != migration.checksum:
+                        raise SyncError(
+                            f"resolve: {name} is applied (with another checksum), not failed; "
+                            f"rolled_back only applies to a failed migration. Use state: applied to accept the file."
+                        )
+                    continue
+                for row in failed:
+                    self.write(
+                        f"UPDATE {HISTORY_TABLE} SET rolled_back_at = now() WHERE id = %s", (row["id"],), record=False
+                    )
+                    self.result["resolved"].append({"migration": name, "state": state})
+            else:
+                if done and not failed:
+                    if done[-1]["checksum"] == migration.checksum:
+                        continue
+                    self._accept_checksum(done[-1], migration)
+                else:
+                    for row in failed:
+                        self.write(
+                            f"UPDATE {HISTORY_TABLE} SET rolled_back_at = now() WHERE id = %s",
+                            (row["id"],),
+                            record=False,
+                        )
+                    self.write(
+                        f"INSERT INTO {HISTORY_TABLE} (id, checksum, started_at, finished_at, migration_name, "
+                        f"applied_steps_count) VALUES (%s, %s, now(), now(), %s, 0)",
+                        (str(uuid.uuid4()), migration.checksum, name),
+                        record=False,
+                    )
+                self.result["resolved"].append({"migration": name, "state": state})
+        self.commit()
+
+    # -- applying ---------------------------------------------------------------------
+    def _apply(self, migration: Migration, baseline: bool) -> None:
+        statements = migration.statements
+        needs_autocommit = any(NO_TRANSACTION.search(s) for s in statements)
+        if needs_autocommit and len(statements) > 1:
+            raise SyncError(
+                f"migration {migration.name} mixes a statement that cannot run in a transaction "
+                f"(CONCURRENTLY) with others; Prisma cannot apply it either"
+            )
+        row_id = str(uuid.uuid4())
+        self.cur.execute("SAVEPOINT litellm_migration")
+        self.write(
+            f"INSERT INTO {HISTORY_TABLE} (id, checksum, started_at, migration_name, applied_steps_count) "
+            f"VALUES (%s, %s, now(), %s, 0)",
+            (row_id, migration.checksum, migration.name),
+            record=False,
+        )
+        created: set[tuple[str, str]] = set()
+        skipped = 0
+        try:
+            if needs_autocommit and not self.check_mode:
+                self.conn.commit()  # the history row first, as Prisma does; then the statement alone
+                self.conn.autocommit = True
+                try:
+                    self.write(statements[0])
+                finally:
+                    self.conn.autocommit = False
+            elif not statements:
+                pass  # a migration of comments only is still recorded, as Prisma does
+            elif not baseline and not any(CREATE_UNIQUE.match(s) for s in statements):
+                self.write(migration.script)  # one round trip, as Prisma sends it
+            else:
+                for stmt in statements:
+                    if needs_autocommit:
+                        # Check mode: the same index, built inside the transaction that is rolled back.
+                        stmt = re.sub(r"\bCONCURRENTLY\s+", "", stmt, flags=re.I)
+                    self._preflight_unique(migration, stmt)
+                    if baseline:
+                        skipped += not self._baseline_statement(stmt, created)
+                    else:
+                        self.write(stmt)
+        except SyncError:
+            self.cur.execute("ROLLBACK TO SAVEPOINT litellm_migration")
+            raise
+        except Exception as exc:
+            self._record_failure(migration, row_id, exc)
+        self.write(
+            f"UPDATE {HISTORY_TABLE} SET finished_at = now(), applied_steps_count = applied_steps_count + 1 "
+            f"WHERE id = %s",
+            (row_id,),
+            record=False,
+        )
+        if not (needs_autocommit and not self.check_mode):
+            self.cur.execute("RELEASE SAVEPOINT litellm_migration")
+        self.commit()
+        if baseline and skipped == len(statements):
+            self.result["baselined"].append(migration.name)
+        else:
+            self.result["applied"].append(migration.name)
+
+    def _record_failure(self, migration: Migration, row_id: str, exc: Exception) -> None:
+        import psycopg2
+
+        reason = str(exc).strip()
+        if isinstance(exc, psycopg2.Error):
+            if self.conn.autocommit is False and not self.check_mode:
+                self.conn.rollback()
+            else:
+                self.cur.execute("ROLLBACK TO SAVEPOINT litellm_migration")
+        if self.check_mode:
+            raise SyncError(f"migration {migration.name} would fail: {reason}") from None
+        # Prisma leaves a failed row behind: the same here, so `prisma migrate status` agrees.
+        self.cur.execute(
+            f"INSERT INTO {HISTORY_TABLE} (id, checksum, started_at, migration_name, logs, applied_steps_count) "
+            f"VALUES (%s, %s, now(), %s, %s, 0) ON CONFLICT (id) DO UPDATE SET logs = EXCLUDED.logs",
+            (row_id, migration.checksum, migration.name, reason),
+        )
+        self.conn.commit()
+        raise SyncError(
+            f"migration {migration.name} failed: {reason.splitlines()[0] if reason else type(exc).__name__}. "
+            f"Its changes were rolled back and the failure is recorded in {HISTORY_TABLE} as Prisma records it. "
+            f"Fix the cause, then set resolve to [{{migration: {migration.name}, state: rolled_back}}] to apply "
+            f"it again."
+        ) from None
+
+    def _baseline_statement(self, stmt: str, created: set[tuple[str, str]]) -> bool:
+        """Run one statement of a database built without history; False when it was already in effect."""
+        import psycopg2
+
+        table = ALTER_TABLE.match(stmt) or DROP_TABLE.match(stmt)
+        if table:
+            name = table.group(1)
+            drops = DROP_COLUMN.findall(stmt) if ALTER_TABLE.match(stmt) else []
+            if DROP_TABLE.match(stmt) and (name, "") not in created:
+                return False  # never drop a table that the database already had
+            if any((name, col) not in created for col in drops):
+                return False  # never drop a column that holds the database's own data
+        self.cur.execute("SAVEPOINT litellm_statement")
+        try:
+            self.cur.execute(stmt)
+        except psycopg2.Error as exc:
+            if exc.pgcode in ALREADY_EXISTS or exc.pgcode in ALREADY_GONE:
+                self.cur.execute("ROLLBACK TO SAVEPOINT litellm_statement")
+                return False
+            raise
+        self.cur.execute("RELEASE SAVEPOINT litellm_statement")
+        self.executed.append(stmt)
+        self.changed = True
+        new_table = CREATE_TABLE.match(stmt)
+        if new_table:
+            created.add((new_table.group(1), ""))
+        if table:
+            created.update((table.group(1), col) for col in ADD_COLUMN.findall(stmt))
+        return True
+
+    # -- duplicates (DB-04) -----------------------------------------------------------
+    def _preflight_unique(self, migration: Migration, stmt: str) -> None:
+        m = CREATE_UNIQUE.match(stmt)
+        if not m:
+            return
+        index, table = m.group(1), m.group(2)
+        columns = re.findall(r'"([^"]+)"', m.group(3))
+        if self.scalar("SELECT to_regclass(%s)", (quote_ident(index),)) is not None:
+            return
+        have = self.scalar(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+            "AND column_name = ANY(%s)",
+            (self.schema, table, columns),
+        )
+        if have != len(columns):
+            return  # the table or a column is new: nothing can be duplicated yet
+        cols = ", ".join(quote_ident(c) for c in columns)
+        not_null = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in columns)
+        self.cur.execute(
+            f"SELECT {cols}, count(*) FROM {quote_ident(table)} WHERE {not_null} GROUP BY {cols} HAVING count(*) > 1 "
+            f"ORDER BY count(*) DESC"
+        )
+        groups = self.cur.fetchall()
+        if not groups:
+            return
+        extra = sum(g[-1] - 1 for g in groups)
+        samples = [
+            {c: ("<hidden>" if SENSITIVE_COLUMN.search(c) else str(v)) for c, v in zip(columns, g[:-1], strict=True)}
+            | {"rows": g[-1]}
+            for g in groups[:5]
+        ]
+        report = {
+            "migration": migration.name,
+            "index": index,
+            "table": table,
+            "columns": columns,
+            "groups": len(groups),
+            "rows_to_remove": extra,
+            "samples": samples,
+        }
+        self.result["duplicates"].append(report)
+        if not self.options.remove_duplicates:
+            raise SyncError(
+                f"migration {migration.name} creates the unique index {index} on {table} ({', '.join(columns)}), "
+                f"but {len(groups)} groups of rows share the same values ({extra} rows too many); it would fail. "
+                f"Nothing was changed. Set remove_duplicates: true to keep the newest row of each group "
+                f"(the removed rows are saved to {self.options.backup_dir} first), or clean them up by hand."
+            )
+        self._remove_duplicates(table, columns, report)
+
+    def _remove_duplicates(self, table: str, columns: list[str], report: dict) -> None:
+        """Keep the newest row of each group: latest updated_at, then created_at, then the last written."""
+        present = {
+            r[0]
+            for r in self._rows(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+                (self.schema, table),
+            )
+        }
+        order = [f"{quote_ident(c)} DESC NULLS LAST" for c in ("updated_at", "created_at") if c in present]
+        order.append("ctid DESC")
+        cols = ", ".join(quote_ident(c) for c in columns)
+        not_null = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in columns)
+        ranked = (
+            f"SELECT ctid AS row_ctid, row_number() OVER (PARTITION BY {cols} ORDER BY {', '.join(order)}) AS rank "
+            f"FROM {quote_ident(table)} WHERE {not_null}"
+        )
+        doomed = f"SELECT row_ctid FROM ({ranked}) ranked WHERE rank > 1"
+        rows = self._rows(f"SELECT row_to_json(t)::text FROM {quote_ident(table)} t WHERE ctid IN ({doomed})")
+        report["removed"] = len(rows)
+        report["backup_file"] = None
+        if not self.check_mode:
+            report["backup_file"] = self._backup(table, columns, rows)
+            self.result["backup_files"].append(report["backup_file"])
+        # In check mode too: the index that follows is then built on the cleaned table, and rolled back.
+        self.write(f"DELETE FROM {quote_ident(table)} WHERE ctid IN ({doomed})")
+
+    def _backup(self, table: str, columns: list[str], rows: list[tuple]) -> str:
+        backup = Path(self.options.backup_dir)
+        backup.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = backup / f"{time.strftime('%Y%m%dT%H%M%S')}-{table}-duplicates.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps({"table": table, "unique_columns": columns, "rule": "kept the newest row"}) + "\n")
+            for (row,) in rows:
+                handle.write(row + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        return str(path)
+
+    def _rows(self, sql: str, params: tuple | None = None) -> list[tuple]:
+        self.cur.execute(sql, params)
+        return self.cur.fetchall()
+
+    # -- drift and repair -------------------------------------------------------------
+    def _drift(self) -> list[Drift]:
+        assert self.expected is not None
+        return compare(self.expected, introspect(self.cur, self.schema), migration_index_names(self.migrations))
+
+    def _repair(self, drift: list[Drift]) -> None:
+        assert self.expected is not None
+        expected = self.expected
+        statements: list[tuple[Drift, str]] = []
+        new_tables = {d.table for d in drift if d.kind == "missing_table"}
+        for d in drift:
+            if not d.repairable:
+                continue
+            if d.kind == "missing_enum":
+                values = ", ".join(_literal(v) for v in expected.enums[d.name])
+                statements.append((d, f"CREATE TYPE {quote_ident(d.name)} AS ENUM ({values})"))
+            elif d.kind == "missing_enum_value":
+                enum, value = d.name.split(".", 1)
+                statements.append((d, f"ALTER TYPE {quote_ident(enum)} ADD VALUE IF NOT EXISTS {_literal(value)}"))
+        order = {
+            "missing_table": 1,
+            "missing_column": 2,
+            "nullability_mismatch": 3,
+            "default_mismatch": 3,
+            "primary_key_mismatch": 4,
+        }
+        for d in sorted((d for d in drift if d.repairable and d.kind in order), key=lambda d: order[d.kind]):
+            table = expected.tables[d.table]
+            if d.kind == "missing_table":
+                statements.append((d, create_table_sql(table, expected.enums)))
+                statements.extend((d, index_sql(table.name, ix)) for ix in table.indexes)
+            elif d.kind == "missing_column":
+                col = table.columns[d.name]
+                not_null = not col.nullable
+                if (
+                    not_null
+                    and col.default is None
+                    and self.scalar(f"SELECT EXISTS (SELECT 1 FROM {quote_ident(table.name)})")
+                ):
+                    not_null = False
+                    self.result["warnings"].append(
+                        f'column "{table.name}"."{col.name}" is added without NOT NULL: the table has rows and '
+                        f"the schema gives no default for them"
+                    )
+                statements.append(
+                    (d, f"ALTER TABLE {quote_ident(table.name)} ADD COLUMN {column_sql(col, expected.enums, not_null)}")
+                )
+            elif d.kind == "nullability_mismatch":
+                statements.append(
+                    (d, f"ALTER TABLE {quote_ident(table.name)} ALTER COLUMN {quote_ident(d.name)} DROP NOT NULL")
+                )
+            elif d.kind == "default_mismatch":
+                col = table.columns[d.name]
+                statements.append(
+                    (
+                        d,
+                        f"ALTER TABLE {quote_ident(table.name)} ALTER COLUMN {quote_ident(col.name)} "
+                        f"SET DEFAULT {default_sql(col.default, col.type)}",
+                    )
+                )
+            elif d.kind == "primary_key_mismatch":
+                cols = ", ".join(quote_ident(c) for c in table.primary_key)
+                statements.append(
+                    (
+                        d,
+                        f"ALTER TABLE {quote_ident(table.name)} ADD CONSTRAINT "
+                        f"{quote_ident(table.primary_key_name)} PRIMARY KEY ({cols})",
+                    )
+                )
+        for d in drift:
+            if d.repairable and d.kind == "missing_index" and d.table not in new_tables:
+                ix = next(ix for ix in expected.tables[d.table].indexes if ix.name == d.name)
+                statements.append((d, index_sql(d.table, ix)))
+        for table in expected.tables.values():
+            for fk in table.foreign_keys:
+                if table.name in new_tables or any(
+                    d.kind == "missing_foreign_key" and d.table == table.name and d.name == fk.name for d in drift
+                ):
+                    statements.append(
+                        (Drift("missing_foreign_key", table.name, fk.name, ""), foreign_key_sql(table.name, fk))
+                    )
+        self._run_repairs(statements)
+
+    def _run_repairs(self, statements: list[tuple[Drift, str]]) -> None:
+        import psycopg2
+
+        for d, sql in statements:
+            self.cur.execute("SAVEPOINT litellm_repair")
+            try:
+                self.write(sql)
+            except psycopg2.Error as exc:
+                self.cur.execute("ROLLBACK TO SAVEPOINT litellm_repair")
+                self.executed.pop()
+                reason = (exc.pgerror or str(exc)).strip().splitlines()[0]
+                self.result["warnings"].append(f"could not repair {d.kind} {d.table} {d.name}: {reason}")
+                continue
+            self.cur.execute("RELEASE SAVEPOINT litellm_repair")
+            self.result["repaired"].append({"kind": d.kind, "table": d.table, "name": d.name, "sql": sql})
+        self.commit()
+
+
+# Prisma client check (DB-03) -------------------------------------------------------
+
+
+def site_packages(venv: str | Path) -> Path:
+    found = sorted(Path(venv).glob("lib/python3*/site-packages"))
+    if not found:
+        raise SyncError(f"{venv} is not a Python virtual environment (no lib/python3*/site-packages)")
+    return found[-1]
+
+
+def venv_paths(venv: str | Path) -> tuple[Path, Path]:
+    """LiteLLM's schema.prisma and the migrations of litellm-proxy-extras in a venv."""
+    site = site_packages(venv)
+    return site / "litellm" / "proxy" / "schema.prisma", site / "litellm_proxy_extras" / "migrations"
+
+
+def client_status(venv: str | Path, schema: Schema, engine_binary: str | None, parse) -> dict:
+    """Is the generated Prisma client in the venv made from the venv's schema? (DB-03)"""
+    pkg = site_packages(venv) / "prisma"
+    status: dict = {"state": "current", "problems": [], "engine_binary": engine_binary or None}
+    if not pkg.is_dir():
+        return {**status, "state": "not_installed", "problems": ["the prisma package is not installed in the venv"]}
+    generated = pkg / "schema.prisma"
+    if not (pkg / "client.py").is_file() or not generated.is_file():
+        return {
+            **status,
+            "state": "not_generated",
+            "problems": ["the Prisma client was never generated (prisma generate)"],
+        }
+    client_schema = parse(generated.read_text(encoding="utf-8"))
+    missing = sorted(set(schema.tables) - set(client_schema.tables))
+    changed = sorted(
+        name
+        for name, table in schema.tables.items()
+        if name in client_schema.tables and set(table.columns) != set(client_schema.tables[name].columns)
+    )
+    if missing or changed:
+        status["state"] = "stale"
+        if missing:
+            status["problems"].append("the client lacks the models " + ", ".join(missing))
+        if changed:
+            status["problems"].append("the client has other fields for " + ", ".join(changed))
+    if engine_binary:
+        expected = _expected_engine(pkg)
+        binary = Path(engine_binary)
+        if not binary.is_file() or not os.access(binary, os.X_OK):
+            status["state"] = "engine_mismatch"
+            status["problems"].append(f"PRISMA_QUERY_ENGINE_BINARY points to {binary}, which is not an executable file")
+        else:
+            import subprocess
+
+            out = subprocess.run(
+                [str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False
+            ).stdout
+            version = out.replace("query-engine", "").strip()
+            status["engine_version"] = version
+            if expected and version != expected:
+                status["state"] = "engine_mismatch"
+                status["problems"].append(
+                    f"PRISMA_QUERY_ENGINE_BINARY {binary} is engine {version or 'unknown'}, "
+                    f"the client expects {expected}; "
+                    f"unset it so that prisma uses the engine it downloaded"
+                )
+    return status
+
+
+def _expected_engine(pkg: Path) -> str | None:
+    config = pkg / "_config.py"
+    if not config.is_file():
+        return None
+    m = re.search(
+        r"expected_engine_version[^=]*=\s*Field\([^)]*default='([0-9a-f]+)'", config.read_text(encoding="utf-8"), re.S
+    )
+    return m.group(1) if m else None

@@ -1,0 +1,467 @@
+"""litellm_schema_sync against a real PostgreSQL 15 and LiteLLM's real migrations and schema files.
+
+Every write path runs in check mode first: the run must report the change, and the schema-only
+dump before and after must be identical.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import sha256
+
+# Differences that LiteLLM 0.4.110's own files leave between its migrations and its schema.prisma.
+# Each one is explained; anything else the drift check finds is a failure.
+KNOWN_QUIRKS = {
+    "0.4.110": {
+        ("missing_index", "LiteLLM_SpendLogs", "LiteLLM_SpendLogs_litellm_call_id_idx"): (
+            "built after `migrate deploy` by litellm_proxy_extras/request_log_indexes.py (concurrently, per "
+            "partition), not by a migration: migration 20260831120001 is SELECT 1"
+        ),
+        ("missing_index", "LiteLLM_SpendLogs", "LiteLLM_SpendLogs_api_key_startTime_idx"): (
+            "same: migration 20260823000000_add_spend_logs_api_key_starttime_index is SELECT 1"
+        ),
+        ("nullability_mismatch", "LiteLLM_ShadowEvalJob", "router_names"): (
+            "a hand-written migration adds the list column NOT NULL; Prisma creates list columns nullable"
+        ),
+        (
+            "nullability_mismatch",
+            "LiteLLM_ShadowEvalJob",
+            "models",
+        ): "same hand-written migration (multi-key shadow evals)",
+    }
+}
+
+
+def drift_keys(result: dict) -> set[tuple[str, str, str]]:
+    return {(d["kind"], d["table"], d["name"]) for d in result["drift"]}
+
+
+def sync(module, db, release, check: bool = False, **extra):
+    args = {
+        "database_url": db.url,
+        "schema_file": str(release.schema),
+        "migrations_dir": str(release.migrations),
+        **extra,
+    }
+    return module(args, check=check)
+
+
+def migrated(module, db, release, **extra) -> dict:
+    rc, result, raw = sync(module, db, release, **extra)
+    assert rc == 0, raw
+    return result
+
+
+# ------------------------------------------------------------------ fresh databases
+
+
+def test_fresh_database_gets_every_migration_of_1_80_16_and_no_drift(module, database, releases):
+    release = releases["1.80.16"]
+    assert len(release.names) == 64
+    before = database.dump()
+
+    rc, planned, raw = sync(module, database, release, check=True)
+    assert rc == 0, raw
+    assert planned["changed"] is True
+    assert planned["pending"] == release.names
+    assert planned["applied"] == release.names
+    assert planned["drift"] == []
+    assert database.dump() == before, "check mode wrote to the database"
+
+    result = migrated(module, database, release)
+    assert result["changed"] is True
+    assert result["applied"] == release.names
+    assert result["drift"] == []
+
+    rows = database.sql(
+        "SELECT migration_name, checksum, finished_at IS NOT NULL, rolled_back_at IS NULL, applied_steps_count, "
+        "started_at <= finished_at, length(id) FROM _prisma_migrations ORDER BY migration_name"
+    )
+    assert [r[0] for r in rows] == release.names
+    for name, checksum, finished, not_rolled_back, steps, ordered, id_length in rows:
+        assert checksum == sha256(release.migrations / name / "migration.sql"), name
+        assert (finished, not_rolled_back, steps, ordered, id_length) == (True, True, 1, True, 36), name
+
+    again = migrated(module, database, release)
+    assert again["changed"] is False
+    assert again["applied"] == []
+    assert again["executed"] == []
+
+
+def test_newer_release_0_4_110_differs_only_by_its_known_quirks(module, database, releases):
+    release = releases["0.4.110"]
+    assert len(release.names) == 220
+    result = migrated(module, database, release)
+    assert result["applied"] == release.names
+    assert drift_keys(result) == set(KNOWN_QUIRKS["0.4.110"]), json.dumps(result["drift"], indent=1)
+    assert migrated(module, database, release)["changed"] is False
+
+
+def test_upgrade_from_1_80_16_to_0_4_110_applies_only_the_new_migrations(module, database, releases):
+    old, new = releases["1.80.16"], releases["0.4.110"]
+    migrated(module, database, old)
+    # LiteLLM rewrote its old migrations to be idempotent: the checksums differ, so the run stops...
+    rc, result, _ = sync(module, database, new)
+    assert rc != 0
+    assert "applied migration(s) were changed after they were applied" in result["msg"]
+    assert "accept_changed_migrations: true" in result["msg"]
+    # ...until the operator accepts the new files.
+    result = migrated(module, database, new, accept_changed_migrations=True)
+    assert result["applied"] == [n for n in new.names if n not in old.names]
+    rewritten = [
+        n
+        for n in old.names
+        if n in new.names
+        and sha256(old.migrations / n / "migration.sql") != sha256(new.migrations / n / "migration.sql")
+    ]
+    assert len(rewritten) == 56
+    assert result["accepted"] == rewritten
+    assert [w for w in result["warnings"] if "not in the migrations directory" in w] == [
+        f"migration {n} is recorded in _prisma_migrations but not in the migrations directory: the database was "
+        f"migrated by a newer LiteLLM"
+        for n in ("20251115120021_baseline_diff", "20251115120539_baseline_diff")
+    ]
+    assert drift_keys(result) == set(KNOWN_QUIRKS["0.4.110"])
+
+
+# ------------------------------------------------------------------ DB-01, DB-02: drift and repair
+
+
+def test_db01_missing_column_is_reported_by_name_then_repaired(module, database, releases):
+    release = releases["1.80.16"]
+    migrated(module, database, release)
+    database.sql('ALTER TABLE "LiteLLM_VerificationToken" DROP COLUMN "organization_id"')
+
+    report = migrated(module, database, release)
+    assert report["changed"] is False
+    missing = [d for d in report["drift"] if d["kind"] == "missing_column"]
+    assert [(d["table"], d["name"]) for d in missing] == [("LiteLLM_VerificationToken", "organization_id")]
+    assert '"LiteLLM_VerificationToken"."organization_id" is missing' in missing[0]["message"]
+
+    before = database.dump()
+    rc, planned, raw = sync(module, database, release, check=True, repair=True)
+    assert rc == 0, raw
+    assert planned["changed"] is True
+    assert planned["drift"] == [], "the plan, run in the rolled-back transaction, must leave no drift"
+    assert any("organization_id" in r["sql"] for r in planned["repaired"])
+    assert database.dump() == before
+    assert "organization_id" not in database.columns("LiteLLM_VerificationToken")
+
+    repaired = migrated(module, database, release, repair=True)
+    assert repaired["changed"] is True
+    assert repaired["drift"] == []
+    assert "organization_id" in database.columns("LiteLLM_VerificationToken")
+    # The foreign key that went with the column is back too.
+    assert ("missing_foreign_key", "LiteLLM_VerificationToken") in {
+        (r["kind"], r["table"]) for r in repaired["repaired"]
+    }
+    assert migrated(module, database, release, repair=True)["changed"] is False
+
+
+def test_db02_missing_table_is_reported_then_repaired_with_its_indexes(module, database, releases):
+    release = releases["1.80.16"]
+    migrated(module, database, release)
+    database.sql('DROP TABLE "LiteLLM_SkillsTable"')
+
+    report = migrated(module, database, release)
+    assert ("missing_table", "LiteLLM_SkillsTable", "LiteLLM_SkillsTable") in drift_keys(report)
+
+    before = database.dump()
+    rc, planned, raw = sync(module, database, release, check=True, repair=True)
+    assert rc == 0, raw
+    assert planned["changed"] is True
+    assert planned["drift"] == []
+    assert database.dump() == before
+    assert not database.table_exists("LiteLLM_SkillsTable")
+
+    repaired = migrated(module, database, release, repair=True)
+    assert repaired["drift"] == []
+    assert database.table_exists("LiteLLM_SkillsTable")
+
+
+def test_repair_never_drops_narrows_or_touches_foreign_tables(module, database, releases):
+    release = releases["1.80.16"]
+    migrated(module, database, release)
+    database.sql('ALTER TABLE "LiteLLM_SpendLogs" ADD COLUMN "site_note" TEXT')
+    database.sql('ALTER TABLE "LiteLLM_UserTable" ALTER COLUMN "user_email" SET NOT NULL')
+    database.sql('ALTER TABLE "LiteLLM_BudgetTable" ALTER COLUMN "max_budget" TYPE real')
+    database.sql("CREATE TABLE site_reports (id int PRIMARY KEY)")
+
+    result = migrated(module, database, release, repair=True)
+    kinds = {(d["kind"], d["table"], d["name"]) for d in result["drift"]}
+    assert ("extra_column", "LiteLLM_SpendLogs", "site_note") in kinds
+    assert ("type_mismatch", "LiteLLM_BudgetTable", "max_budget") in kinds
+    assert "site_note" in database.columns("LiteLLM_SpendLogs")
+    assert database.table_exists("site_reports")
+    assert database.sql(
+        "SELECT data_type FROM information_schema.columns "
+        "WHERE table_name = 'LiteLLM_BudgetTable' AND column_name = 'max_budget'"
+    ) == [("real",)]
+    # Dropping a NOT NULL that the schema lacks only widens: that one is repaired.
+    assert ("nullability_mismatch", "LiteLLM_UserTable", "user_email") in {
+        (r["kind"], r["table"], r["name"]) for r in result["repaired"]
+    }
+    assert all(not r["sql"].upper().startswith("DROP") for r in result["repaired"])
+
+
+# ------------------------------------------------------------------ history: older, failed, changed
+
+
+def test_database_at_an_older_migration_gets_the_rest(module, database, releases, tmp_path):
+    release = releases["1.80.16"]
+    cut = release.names[40]
+    older = release.subset(tmp_path, upto=cut)
+    rc, _, raw = module({"database_url": database.url, "migrations_dir": str(older)})
+    assert rc == 0, raw
+    result = migrated(module, database, release)
+    assert result["pending"] == release.names[40:]
+    assert result["applied"] == release.names[40:]
+    assert result["drift"] == []
+
+
+def test_failed_migration_stops_clearly_and_resolve_rolled_back_retries_it(module, database, releases, tmp_path):
+    release = releases["1.80.16"]
+    bad = "29990101000000_add_site_column"
+    broken = release.subset(
+        tmp_path, extra={bad: 'ALTER TABLE "LiteLLM_SpendLogs" ADD COLUMN "site" TEXT;\nSELECT 1/0;\n'}
+    )
+    rc, result, raw = module({"database_url": database.url, "migrations_dir": str(broken)})
+    assert rc != 0
+    assert f"migration {bad} failed: division by zero" in result["msg"]
+    row = database.sql(
+        "SELECT finished_at, rolled_back_at, applied_steps_count, logs FROM _prisma_migrations "
+        "WHERE migration_name = %s",
+        (bad,),
+    )
+    assert len(row) == 1
+    assert row[0][:3] == (None, None, 0)
+    assert "division by zero" in row[0][3]
+    assert "site" not in database.columns("LiteLLM_SpendLogs"), "the failed migration must leave nothing behind"
+
+    rc, result, _ = module({"database_url": database.url, "migrations_dir": str(broken)})
+    assert rc != 0
+    assert f"migration {bad} failed at" in result["msg"]
+    assert "state: rolled_back" in result["msg"]
+
+    (broken / bad / "migration.sql").write_text(
+        'ALTER TABLE "LiteLLM_SpendLogs" ADD COLUMN "site" TEXT;\n', encoding="utf-8"
+    )
+    args = {
+        "database_url": database.url,
+        "migrations_dir": str(broken),
+        "resolve": [{"migration": bad, "state": "rolled_back"}],
+    }
+    before = database.dump()
+    rc, planned, raw = module(args, check=True)
+    assert rc == 0, raw
+    assert planned["changed"] is True
+    assert planned["applied"] == [bad]
+    assert database.dump() == before
+    assert database.sql("SELECT count(*) FROM _prisma_migrations WHERE rolled_back_at IS NOT NULL") == [(0,)]
+
+    rc, result, raw = module(args)
+    assert rc == 0, raw
+    assert result["resolved"] == [{"migration": bad, "state": "rolled_back"}]
+    assert result["applied"] == [bad]
+    assert "site" in database.columns("LiteLLM_SpendLogs")
+    rc, again, _ = module(args)
+    assert rc == 0
+    assert again["changed"] is False
+
+
+def test_resolve_applied_records_without_running(module, database, releases, tmp_path):
+    release = releases["1.80.16"]
+    extra = "29990101000000_done_by_hand"
+    tree = release.subset(tmp_path, extra={extra: 'CREATE TABLE "LiteLLM_HandMade" (id int);\n'})
+    args = {
+        "database_url": database.url,
+        "migrations_dir": str(tree),
+        "resolve": [{"migration": extra, "state": "applied"}],
+    }
+    rc, result, raw = module(args)
+    assert rc == 0, raw
+    assert extra not in result["applied"]
+    assert not database.table_exists("LiteLLM_HandMade")
+    assert database.sql(
+        "SELECT finished_at IS NOT NULL FROM _prisma_migrations WHERE migration_name = %s", (extra,)
+    ) == [(True,)]
+
+
+def test_changed_checksum_stops_until_accepted(module, database, releases, tmp_path):
+    release = releases["1.80.16"]
+    tree = release.subset(tmp_path)
+    rc, _, raw = module({"database_url": database.url, "migrations_dir": str(tree)})
+    assert rc == 0, raw
+    target = tree / release.names[3] / "migration.sql"
+    target.write_text(target.read_text(encoding="utf-8") + "\n-- edited after the fact\n", encoding="utf-8")
+
+    rc, result, _ = module({"database_url": database.url, "migrations_dir": str(tree)})
+    assert rc != 0
+    assert f"1 applied migration(s) were changed after they were applied: {release.names[3]}" in result["msg"]
+
+    args = {
+        "database_url": database.url,
+        "migrations_dir": str(tree),
+        "resolve": [{"migration": release.names[3], "state": "applied"}],
+    }
+    rc, result, raw = module(args)
+    assert rc == 0, raw
+    assert database.sql("SELECT checksum FROM _prisma_migrations WHERE migration_name = %s", (release.names[3],)) == [
+        (sha256(target),)
+    ]
+
+
+# ------------------------------------------------------------------ DB-04: duplicates
+
+
+NARROW_UNIQUE = (
+    'DROP INDEX "LiteLLM_DailyTeamSpend_team_id_date_api_key_model_custom_ll_key";\n'
+    'CREATE UNIQUE INDEX "LiteLLM_DailyTeamSpend_team_id_date_key" ON "LiteLLM_DailyTeamSpend"("team_id", "date");\n'
+)
+
+
+def _team_spend(db, team: str, model: str, updated: str) -> None:
+    db.sql(
+        'INSERT INTO "LiteLLM_DailyTeamSpend" (id, team_id, date, api_key, model, custom_llm_provider, updated_at) '
+        "VALUES (gen_random_uuid()::text, %s, '2026-11-01', 'hashed-key', %s, 'openai', %s)",
+        (team, model, updated),
+    )
+
+
+def test_db04_duplicates_are_reported_and_removed_only_when_asked(module, database, releases, tmp_path):
+    release = releases["1.80.16"]
+    migrated(module, database, release)
+    _team_spend(database, "team-a", "gpt-a", "2026-11-01 10:00")
+    _team_spend(database, "team-a", "gpt-b", "2026-11-01 12:00")  # the newest: kept
+    _team_spend(database, "team-a", "gpt-c", "2026-11-01 11:00")
+    _team_spend(database, "team-b", "gpt-a", "2026-11-01 09:00")
+    tree = release.subset(tmp_path, extra={"29990101000000_one_row_per_team_day": NARROW_UNIQUE})
+    backups = tmp_path / "backups"
+    args = {"database_url": database.url, "migrations_dir": str(tree), "backup_dir": str(backups)}
+    before = database.dump()
+
+    rc, result, _ = module(args)
+    assert rc != 0
+    assert "LiteLLM_DailyTeamSpend_team_id_date_key" in result["msg"]
+    assert "remove_duplicates: true" in result["msg"]
+    assert "1 groups of rows share the same values (2 rows too many)" in result["msg"]
+    assert "hashed-key" not in json.dumps(result)
+    assert database.dump() == before
+    assert database.sql('SELECT count(*) FROM "LiteLLM_DailyTeamSpend"') == [(4,)]
+    assert database.sql("SELECT count(*) FROM _prisma_migrations WHERE migration_name LIKE '2999%%'") == [(0,)]
+
+    args["remove_duplicates"] = True
+    rc, planned, raw = module(args, check=True)
+    assert rc == 0, raw
+    assert planned["changed"] is True
+    assert planned["duplicates"][0]["removed"] == 2
+    assert planned["backup_files"] == []
+    assert not backups.exists()
+    assert database.dump() == before
+    assert database.sql('SELECT count(*) FROM "LiteLLM_DailyTeamSpend"') == [(4,)]
+
+    rc, result, raw = module(args)
+    assert rc == 0, raw
+    assert database.sql('SELECT team_id, model FROM "LiteLLM_DailyTeamSpend" ORDER BY team_id') == [
+        ("team-a", "gpt-b"),
+        ("team-b", "gpt-a"),
+    ]
+    (backup,) = result["backup_files"]
+    lines = [json.loads(line) for line in Path(backup).read_text(encoding="utf-8").splitlines()]
+    assert lines[0]["table"] == "LiteLLM_DailyTeamSpend"
+    assert sorted(row["model"] for row in lines[1:]) == ["gpt-a", "gpt-c"]
+    assert (backups.stat().st_mode & 0o777, (tmp_path / backup).stat().st_mode & 0o777) == (0o700, 0o600)
+    assert database.sql("SELECT to_regclass('\"LiteLLM_DailyTeamSpend_team_id_date_key\"') IS NOT NULL") == [(True,)]
+
+
+# ------------------------------------------------------------------ baseline of a db-push database
+
+
+def test_database_built_by_db_push_is_baselined_and_keeps_its_data(module, database, releases):
+    release = releases["1.80.16"]
+    # `prisma db push` builds the schema from schema.prisma with no history: the repair does the same.
+    rc, pushed, raw = module({"database_url": database.url, "schema_file": str(release.schema), "repair": True})
+    assert rc == 0, raw
+    assert pushed["drift"] == []
+    assert not database.table_exists("_prisma_migrations")
+    database.sql(
+        'INSERT INTO "LiteLLM_BudgetTable" (budget_id, created_by, updated_by, max_budget) '
+        "VALUES ('b1', 'me', 'me', 5)"
+    )
+
+    before = database.dump()
+    rc, planned, raw = sync(module, database, release, check=True)
+    assert rc == 0, raw
+    assert planned["changed"] is True
+    assert database.dump() == before
+
+    result = migrated(module, database, release)
+    assert sorted(result["applied"] + result["baselined"]) == release.names
+    # Most migrations only create what is there; the rest re-ran statements that succeed anyway
+    # (IF NOT EXISTS, DO blocks, an index dropped and built again).
+    assert "20250326162113_baseline" in result["baselined"]
+    assert len(result["baselined"]) >= 40, result["applied"]
+    assert result["drift"] == []
+    assert database.sql('SELECT max_budget FROM "LiteLLM_BudgetTable"') == [(5.0,)]
+    assert database.sql("SELECT count(*) FROM _prisma_migrations WHERE finished_at IS NOT NULL") == [(64,)]
+    assert migrated(module, database, release)["changed"] is False
+
+
+# ------------------------------------------------------------------ connection, DB-07, secrets
+
+
+def test_prisma_url_parameters_are_understood_and_schema_selects_the_schema(module, database, releases):
+    release = releases["1.80.16"]
+    url = database.url + "?connection_limit=25&pool_timeout=60&pgbouncer=false&schema=litellm&connect_timeout=5"
+    rc, result, raw = module(
+        {"database_url": url, "schema_file": str(release.schema), "migrations_dir": str(release.migrations)}
+    )
+    assert rc == 0, raw
+    assert result["schema"] == "litellm"
+    assert sorted(result["ignored_url_parameters"]) == ["connection_limit", "pgbouncer", "pool_timeout"]
+    assert database.table_exists("LiteLLM_VerificationToken", schema="litellm")
+    assert not database.table_exists("LiteLLM_VerificationToken", schema="public")
+    assert result["drift"] == []
+
+
+def test_wrong_password_and_unreachable_host_name_host_and_port_never_the_password(
+    module, database, pg_admin, releases
+):
+    wrong = "Wr0ng-pa55word-for-test"
+    url = database.url.replace(pg_admin["password"].replace("/", "%2F"), wrong)
+    rc, result, raw = module({"database_url": url, "schema_file": str(releases["1.80.16"].schema)})
+    assert rc != 0
+    assert f"{pg_admin['host']}:{pg_admin['port']}" in result["msg"]
+    assert "password authentication failed" in result["msg"]
+    assert wrong not in raw
+    assert pg_admin["password"] not in raw
+
+    rc, result, raw = module(
+        {
+            "login_host": "127.0.0.1",
+            "login_port": 1,
+            "login_user": "nobody",
+            "login_password": wrong,
+            "db": "x",
+            "schema_file": str(releases["1.80.16"].schema),
+        }
+    )
+    assert rc != 0
+    assert "127.0.0.1:1" in result["msg"]
+    assert wrong not in raw
+
+
+def test_check_and_diff_show_the_sql_and_write_nothing(module, database, releases):
+    release = releases["1.80.16"]
+    before = database.dump()
+    rc, result, raw = module(
+        {"database_url": database.url, "schema_file": str(release.schema), "migrations_dir": str(release.migrations)},
+        check=True,
+        diff=True,
+    )
+    assert rc == 0, raw
+    assert 'CREATE TABLE "LiteLLM_VerificationToken"' in result["diff"]["prepared"]
+    assert database.dump() == before
+    assert not database.table_exists("_prisma_migrations")
