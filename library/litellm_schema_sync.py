@@ -319,7 +319,8 @@ def run(module: AnsibleModule, p: dict) -> dict:
         if not path.is_file():
             raise SyncError(f"the schema file {path} does not exist")
         expected = parse_schema(path.read_text(encoding="utf-8"))
-    migrations = load_migrations(migrations_dir) if migrations_dir and p["migrate"] else []
+    # Loaded even without migrate: the indexes they create are not drift.
+    migrations = load_migrations(migrations_dir) if migrations_dir else []
 
     options = Options(
         migrate=p["migrate"],
