@@ -167,26 +167,30 @@ class Attribute:
     kwargs: dict = field(default_factory=dict)
 
 
+def _outside_strings(text: str, start: int = 0):
+    """Yield (index, character) for every character of text outside Prisma string literals."""
+    in_string = False
+    i = start
+    while i < len(text):
+        ch = text[i]
+        if in_string:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        else:
+            yield i, ch
+        i += 1
+
+
 def _strip_comments(text: str) -> str:
     """Remove // and /// comments, leaving strings alone, and keep the line numbers."""
     out = []
     for line in text.splitlines():
-        in_string = False
-        i = 0
-        while i < len(line):
-            ch = line[i]
-            if in_string:
-                if ch == "\\":
-                    i += 1
-                elif ch == '"':
-                    in_string = False
-            elif ch == '"':
-                in_string = True
-            elif line.startswith("//", i):
-                line = line[:i]
-                break
-            i += 1
-        out.append(line)
+        cut = next((i for i, _ in _outside_strings(line) if line.startswith("//", i)), None)
+        out.append(line if cut is None else line[:cut])
     return "\n".join(out)
 
 
@@ -269,24 +273,13 @@ def _unquote(text: str) -> str:
 def _balanced(text: str, start: int, where: str) -> int:
     """Index just past the parenthesis group opening at text[start] (strings respected)."""
     depth = 0
-    in_string = False
-    i = start
-    while i < len(text):
-        ch = text[i]
-        if in_string:
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == "(":
+    for i, ch in _outside_strings(text, start):
+        if ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1
             if depth == 0:
                 return i + 1
-        i += 1
     raise SchemaError(f"{where}: unbalanced parentheses")
 
 
