@@ -363,7 +363,7 @@ class Drift:
         }
 
 
-def compare(expected: Schema, live: Schema, migration_indexes: set[str] = frozenset()) -> list[Drift]:  # type: ignore[assignment]
+def compare(expected: Schema, live: Schema, migration_indexes: frozenset[str] | set[str] = frozenset()) -> list[Drift]:
     """What differs between the schema file and the database, object by object."""
     drift: list[Drift] = []
     for enum, values in expected.enums.items():
@@ -479,7 +479,7 @@ def _compare_columns(table: Table, have: Table) -> list[Drift]:
     return drift
 
 
-def _compare_indexes(table: Table, have: Table, migration_indexes: set[str]) -> list[Drift]:
+def _compare_indexes(table: Table, have: Table, migration_indexes: frozenset[str] | set[str]) -> list[Drift]:
     drift = []
     live_keys = {ix.key: ix for ix in have.indexes}
     expected_keys = {ix.key for ix in table.indexes}

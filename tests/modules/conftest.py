@@ -21,7 +21,6 @@ from urllib.parse import quote
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(PROJECT / "tests"))
 
 import ansible.module_utils  # noqa: E402
 
