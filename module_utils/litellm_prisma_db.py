@@ -16,6 +16,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -235,8 +236,9 @@ class Migration:
     script: str
     checksum: str
 
-    @property
+    @cached_property
     def statements(self) -> list[str]:
+        """Split once: the drift check reads every migration's statements on each comparison."""
         return split_sql(self.script)
 
 
