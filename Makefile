@@ -21,10 +21,13 @@ TEST_PACKAGES := $(DEPLOY_PACKAGES) debootstrap systemd-container postgresql
 # The module tests: a PostgreSQL 15 on this machine and the LiteLLM releases they migrate.
 TEST_CACHE := $(HOME)/.cache/litellm-gateway
 TEST_WHEELS := litellm==1.80.16 litellm-proxy-extras==0.4.21 litellm-proxy-extras==0.4.110
+# LiteLLM releases whose own encryption helpers check the model-table module: the pinned one,
+# and the newest that installs from the package index here and writes v2:gcm:.
+TEST_ORACLES := 1.80.16 1.103.7
 PG_TEST_USER := litellm_schema_test
 PG_TEST_PASSWORD_FILE := $(TEST_CACHE)/pg-test-password
 
-.PHONY: help deploy test lint unit module-test molecule bench bench-schema demo demo-shell demo-destroy venv deploy-packages test-packages test-postgres test-wheels clean
+.PHONY: help deploy test lint unit module-test molecule bench bench-schema demo demo-shell demo-destroy venv deploy-packages test-packages test-postgres test-wheels test-oracles clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -43,9 +46,9 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 unit: venv ## Unit tests (pytest)
 	pytest tests/unit
 
-module-test: test-packages venv test-postgres test-wheels ## Module tests against a real PostgreSQL 15
+module-test: test-packages venv test-postgres test-wheels test-oracles ## Module tests against a real PostgreSQL 15
 	LITELLM_TEST_REQUIRE=1 LITELLM_TEST_PG_USER=$(PG_TEST_USER) LITELLM_TEST_PG_PASSWORD_FILE=$(PG_TEST_PASSWORD_FILE) \
-	LITELLM_TEST_WHEELS=$(TEST_CACHE)/wheels pytest tests/modules
+	LITELLM_TEST_WHEELS=$(TEST_CACHE)/wheels LITELLM_TEST_ORACLES=$(TEST_CACHE) pytest tests/modules
 
 molecule: test-packages venv ## molecule test of the default scenario (systemd-nspawn)
 	molecule test
@@ -96,6 +99,13 @@ test-wheels:
 	@cd $(TEST_CACHE)/wheels && for spec in $(TEST_WHEELS); do \
 	  ls "$$(echo $${spec%%==*} | tr - _)-$${spec##*==}-"*.whl >/dev/null 2>&1 || \
 	  $(BIN)/pip download --quiet --disable-pip-version-check --no-deps -d . "$$spec" || exit 1; done
+
+# One virtual environment per LiteLLM release in TEST_ORACLES, with litellm[proxy] as LiteLLM installs it.
+test-oracles:
+	@for version in $(TEST_ORACLES); do dir=$(TEST_CACHE)/oracle-$$version; \
+	  test -f $$dir/.installed && continue; echo "Installing LiteLLM $$version for the module tests"; \
+	  rm -rf $$dir && $(PYTHON) -m venv $$dir && \
+	  $$dir/bin/pip install --quiet --disable-pip-version-check "litellm[proxy]==$$version" && touch $$dir/.installed || exit 1; done
 
 clean: ## Remove the tool environment (the test image cache stays in ~/.cache/litellm-gateway)
 	rm -rf $(VENV)

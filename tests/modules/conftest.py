@@ -188,51 +188,111 @@ def releases(tmp_path_factory) -> dict[str, Release]:
     return out
 
 
+def run_module(name: str, args: dict, check: bool = False, diff: bool = False) -> tuple[int, dict, str]:
+    """Run one of our modules through Ansible, as a playbook would; returns (rc, result, raw output)."""
+    cmd = [
+        str(Path(sys.executable).parent / "ansible"),
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-m",
+        name,
+        "-a",
+        json.dumps(args),
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+    ]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    proc = subprocess.run(
+        cmd,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            **os.environ,
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+            "ANSIBLE_NOCOLOR": "1",
+        },
+    )
+    raw = proc.stdout + proc.stderr
+    try:
+        payload = json.loads(proc.stdout)
+        result = payload["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    except (ValueError, KeyError, IndexError):
+        result = {}
+    return proc.returncode, result, raw
+
+
 @pytest.fixture
-def module(tmp_path):
-    """Run litellm_schema_sync through Ansible, as a playbook would; returns (rc, result, raw output)."""
+def module():
+    """litellm_schema_sync, run through Ansible."""
 
     def run(args: dict, check: bool = False, diff: bool = False) -> tuple[int, dict, str]:
-        cmd = [
-            str(Path(sys.executable).parent / "ansible"),
-            "localhost",
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-m",
-            "litellm_schema_sync",
-            "-a",
-            json.dumps(args),
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-        ]
-        if check:
-            cmd.append("--check")
-        if diff:
-            cmd.append("--diff")
-        proc = subprocess.run(
-            cmd,
-            cwd=PROJECT,
-            capture_output=True,
-            text=True,
-            check=False,
-            env={
-                **os.environ,
-                "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-                "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-                "ANSIBLE_NOCOLOR": "1",
-            },
-        )
-        raw = proc.stdout + proc.stderr
-        try:
-            payload = json.loads(proc.stdout)
-            result = payload["plays"][0]["tasks"][0]["hosts"]["localhost"]
-        except (ValueError, KeyError, IndexError):
-            result = {}
-        return proc.returncode, result, raw
+        return run_module("litellm_schema_sync", args, check, diff)
 
     return run
+
+
+class Oracle:
+    """LiteLLM's own encrypt_value_helper / decrypt_value_helper, in a release's own venv."""
+
+    def __init__(self, python: Path) -> None:
+        self.proc = subprocess.Popen(
+            [str(python), str(Path(__file__).with_name("litellm_oracle.py"))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.version = self._ask({"op": "version"})
+
+    def _ask(self, request: dict):
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("LiteLLM's oracle process ended")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(answer["error"])
+        return answer["result"]
+
+    def encrypt(self, value: str, key: str, algorithm: str = "xsalsa20-poly1305") -> str:
+        return self._ask({"op": "encrypt", "value": value, "key": key, "algorithm": algorithm})
+
+    def decrypt(self, value: str, key: str) -> str | None:
+        return self._ask({"op": "decrypt", "value": value, "key": key})
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def oracles():
+    """Oracle per LiteLLM release, started on first use (its import takes seconds)."""
+    root = os.environ.get("LITELLM_TEST_ORACLES")
+    started: dict[str, Oracle] = {}
+
+    def get(version: str) -> Oracle:
+        if version not in started:
+            python = Path(root or "/nonexistent") / f"oracle-{version}" / "bin" / "python"
+            if not python.is_file():
+                unavailable(f"no LiteLLM {version} to check against: run `make module-test` ({python} is missing)")
+            started[version] = Oracle(python)
+            assert started[version].version == version
+        return started[version]
+
+    yield get
+    for oracle in started.values():
+        oracle.close()
 
 
 def sha256(path: Path) -> str:

@@ -1,0 +1,241 @@
+"""LiteLLM's at-rest encryption of stored values, read layer by layer.
+
+LiteLLM derives one 32-byte key from ``LITELLM_SALT_KEY`` (SHA-256 of the text) and writes
+either of two formats:
+
+- ``xsalsa20-poly1305`` (every release): PyNaCl's ``SecretBox``, nonce || box, in URL-safe
+  base64 (standard base64 is accepted on read).
+- ``aes-256-gcm`` (newer releases, ``general_settings.encryption_algorithm``):
+  ``v2:gcm:`` + URL-safe base64 of nonce(12) || ciphertext || tag(16).
+
+Both carry an authentication tag, so "this key opens this value" is a proof, not a guess.
+A value is read by opening it with each key given until none opens what is left: what is
+left is the plaintext, and the keys used are its layers. Other versioned prefixes
+(``v3:...:``) are refused rather than guessed at. Nothing here logs or returns key material.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+
+XSALSA20 = "xsalsa20-poly1305"
+AES_GCM = "aes-256-gcm"
+ALGORITHMS = (XSALSA20, AES_GCM)
+V2_GCM_PREFIX = "v2:gcm:"
+
+# A versioned value: "v<digits>:<name>:". base64 never contains a colon, so a legacy value
+# never matches.
+_VERSIONED = re.compile(r"^(v[0-9]+:[A-Za-z0-9_-]+:)")
+_BASE64 = re.compile(r"^(?:[A-Za-z0-9_-]+|[A-Za-z0-9+/]+)={0,2}$")
+# SecretBox: 24-byte nonce and 16-byte tag around the message.
+_NACL_OVERHEAD = 40
+_GCM_OVERHEAD = 28
+# More layers than this is not an accident we can explain; stop instead of looping.
+MAX_LAYERS = 16
+
+
+class CryptoError(Exception):
+    """A value cannot be read with the keys given. The message never holds key or value."""
+
+
+class UnsupportedFormat(CryptoError):
+    def __init__(self, prefix: str) -> None:
+        super().__init__(
+            f"encrypted in a format this module does not know ({prefix!r}); it reads "
+            f"{XSALSA20} (LiteLLM's legacy format) and {V2_GCM_PREFIX!r} ({AES_GCM})"
+        )
+        self.prefix = prefix
+
+
+def missing_libraries() -> list[str]:
+    """The Python packages the formats need that this interpreter lacks."""
+    missing = []
+    try:
+        import nacl.secret  # noqa: F401
+    except ImportError:
+        missing.append("pynacl")
+    try:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: F401
+    except ImportError:
+        missing.append("cryptography")
+    return missing
+
+
+def _legacy_bytes(value: str) -> bytes | None:
+    """The bytes LiteLLM would try to open: URL-safe base64 first, then standard."""
+    try:
+        return base64.urlsafe_b64decode(value)
+    except (binascii.Error, ValueError):
+        try:
+            return base64.b64decode(value)
+        except (binascii.Error, ValueError):
+            return None
+
+
+def looks_encrypted(value: str) -> bool:
+    """Shaped like a stored ciphertext: a versioned prefix, or canonical base64 of a sealed box.
+
+    Only used where no key opened the value, to tell "encrypted under a key we were not
+    given" from a plaintext; a MAC check, never this, decides what is encrypted.
+    """
+    if _VERSIONED.match(value):
+        return True
+    if len(value) % 4 or not _BASE64.match(value):
+        return False
+    raw = _legacy_bytes(value)
+    return raw is not None and len(raw) >= _NACL_OVERHEAD
+
+
+class Key:
+    """One salt key, known by its label (``salt_key``, ``old_salt_keys[0]``), never its text."""
+
+    def __init__(self, label: str, secret: str) -> None:
+        if not isinstance(secret, str) or not secret:
+            raise CryptoError(f"{label} is empty")
+        self.label = label
+        self._derived = hashlib.sha256(secret.encode("utf-8")).digest()
+        self._box = None
+        self._gcm = None
+
+    def same_as(self, other: Key) -> bool:
+        return self._derived == other._derived
+
+    @property
+    def box(self):
+        if self._box is None:
+            import nacl.secret
+
+            self._box = nacl.secret.SecretBox(self._derived)
+        return self._box
+
+    @property
+    def gcm(self):
+        if self._gcm is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            self._gcm = AESGCM(self._derived)
+        return self._gcm
+
+    def open_legacy(self, raw: bytes) -> str | None:
+        import nacl.exceptions
+
+        try:
+            return self.box.decrypt(raw).decode("utf-8")
+        except (nacl.exceptions.CryptoError, UnicodeDecodeError, ValueError, TypeError):
+            return None
+
+    def open_gcm(self, raw: bytes) -> str | None:
+        from cryptography.exceptions import InvalidTag
+
+        if len(raw) < _GCM_OVERHEAD:
+            return None
+        try:
+            return self.gcm.decrypt(raw[:12], raw[12:], None).decode("utf-8")
+        except (InvalidTag, UnicodeDecodeError, ValueError):
+            return None
+
+    def seal(self, plaintext: str, algorithm: str) -> str:
+        data = plaintext.encode("utf-8")
+        if algorithm == AES_GCM:
+            nonce = os.urandom(12)
+            sealed = nonce + self.gcm.encrypt(nonce, data, None)
+            return V2_GCM_PREFIX + base64.urlsafe_b64encode(sealed).decode("ascii")
+        if algorithm == XSALSA20:
+            return base64.urlsafe_b64encode(bytes(self.box.encrypt(data))).decode("ascii")
+        raise CryptoError(f"encryption_algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+
+
+@dataclass
+class Layer:
+    key: str
+    algorithm: str
+
+
+@dataclass
+class Reading:
+    """What a stored value is. ``plaintext`` is None when it could not be read."""
+
+    layers: list[Layer] = field(default_factory=list)
+    plaintext: str | None = None
+    # Not opened by any key, yet shaped like a ciphertext (at the top: undecryptable).
+    sealed_remainder: bool = False
+    unsupported: str | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.plaintext is not None
+
+    def describe(self) -> str:
+        """A masked account of the value: its layers and keys, never its content."""
+        if self.unsupported:
+            return f"encrypted in an unsupported format ({self.unsupported})"
+        if not self.layers and not self.readable:
+            return "encrypted under none of the keys given"
+        if not self.layers:
+            return "plaintext"
+        keys = ", ".join(f"{layer.key} ({layer.algorithm})" for layer in self.layers)
+        what = "encrypted once" if len(self.layers) == 1 else f"encrypted {len(self.layers)} times"
+        tail = "; inside, a ciphertext none of the keys opens" if self.sealed_remainder else ""
+        return f"{what}: {keys}{tail}"
+
+
+def read(value: str, keys: list[Key]) -> Reading:
+    """Open ``value`` layer by layer with ``keys`` (the first is the current one)."""
+    reading = Reading()
+    current = value
+    while len(reading.layers) <= MAX_LAYERS:
+        opened = None
+        versioned = _VERSIONED.match(current)
+        if versioned:
+            prefix = versioned.group(1)
+            if prefix != V2_GCM_PREFIX:
+                reading.unsupported = prefix
+                return reading
+            try:
+                raw = base64.urlsafe_b64decode(current[len(V2_GCM_PREFIX) :])
+            except (binascii.Error, ValueError):
+                raw = b""
+            for key in keys:
+                opened = key.open_gcm(raw)
+                if opened is not None:
+                    reading.layers.append(Layer(key.label, AES_GCM))
+                    break
+            if opened is None:
+                # A v2:gcm: value no key opens: unreadable at any depth.
+                reading.sealed_remainder = True
+                return reading
+        else:
+            raw = _legacy_bytes(current)
+            if raw is not None and len(raw) >= _NACL_OVERHEAD:
+                for key in keys:
+                    opened = key.open_legacy(raw)
+                    if opened is not None:
+                        reading.layers.append(Layer(key.label, XSALSA20))
+                        break
+        if opened is None:
+            if not reading.layers and looks_encrypted(current):
+                reading.sealed_remainder = True
+                return reading
+            reading.sealed_remainder = bool(reading.layers) and looks_encrypted(current)
+            reading.plaintext = current
+            return reading
+        current = opened
+    raise CryptoError(f"more than {MAX_LAYERS} layers of encryption")
+
+
+def what_litellm_sees(value: str, reading: Reading, current: Key) -> str:
+    """What LiteLLM's load path (one decryption under the current key, else the value) yields,
+    as 'plaintext' or 'ciphertext'. Used for MT-01: routing fields must come out plain."""
+    if reading.unsupported or not reading.readable:
+        return "ciphertext"
+    layers = reading.layers
+    if not layers:
+        return "plaintext"
+    if layers[0].key != current.label:
+        return "ciphertext"
+    return "plaintext" if len(layers) == 1 and not reading.sealed_remainder else "ciphertext"
