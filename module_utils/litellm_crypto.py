@@ -66,6 +66,10 @@ def missing_libraries() -> list[str]:
     return missing
 
 
+# base64 of the shortest sealed box (an empty message): anything shorter cannot be one.
+_MIN_LEGACY_CHARS = 4 * ((_NACL_OVERHEAD + 2) // 3) - 2
+
+
 def _legacy_bytes(value: str) -> bytes | None:
     """The bytes LiteLLM would try to open: URL-safe base64 first, then standard."""
     try:
@@ -210,7 +214,7 @@ def read(value: str, keys: list[Key]) -> Reading:
                 reading.sealed_remainder = True
                 return reading
         else:
-            raw = _legacy_bytes(current)
+            raw = _legacy_bytes(current) if len(current) >= _MIN_LEGACY_CHARS else None
             if raw is not None and len(raw) >= _NACL_OVERHEAD:
                 for key in keys:
                     opened = key.open_legacy(raw)
@@ -238,4 +242,5 @@ def what_litellm_sees(value: str, reading: Reading, current: Key) -> str:
         return "plaintext"
     if layers[0].key != current.label:
         return "ciphertext"
-    return "plaintext" if len(layers) == 1 and not reading.sealed_remainder else "ciphertext"
+    # A remainder that only looks like base64 is not proof of a ciphertext: API keys do too.
+    return "plaintext" if len(layers) == 1 else "ciphertext"

@@ -646,6 +646,13 @@ class ModelTable:
             )
         )
 
+    def _key_column(self, change: Change) -> str:
+        if change.store == "config":
+            return "param_name"
+        if change.store == "admin_user":
+            return "user_id"
+        return self._store(change.store).id_column
+
     def _store(self, name: str) -> Store:
         return next(s for s in STORES if s.name == name)
 
@@ -669,19 +676,18 @@ class ModelTable:
         directory = Path(self.options.backup_dir)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(directory, 0o700)
-        snapshot = []
+        snapshot = [{"table": c.table, "key": c.key, "before": None} for c in self.changes if c.action == "insert"]
+        keys: dict[tuple[str, str], list[str]] = {}
         for change in self.changes:
-            if change.action == "insert":
-                snapshot.append({"table": change.table, "key": change.key, "before": None})
-                continue
-            column = {"LiteLLM_Config": "param_name", "LiteLLM_UserTable": "user_id"}.get(
-                change.table, self._store(change.store).id_column if change.store in {s.name for s in STORES} else ""
-            )
+            if change.action != "insert":
+                keys.setdefault((change.table, self._key_column(change)), []).append(change.key)
+        for (table, column), wanted in keys.items():
             cur.execute(
-                f"SELECT row_to_json(t) FROM {self._table(change.table)} t WHERE {_q(column)} = %s", (change.key,)
+                f"SELECT {_q(column)}, row_to_json(t) FROM {self._table(table)} t WHERE {_q(column)} = ANY(%s)",
+                (wanted,),
             )
-            found = cur.fetchone()
-            snapshot.append({"table": change.table, "key": change.key, "before": found[0] if found else None})
+            found = dict(cur.fetchall())
+            snapshot.extend({"table": table, "key": key, "before": found.get(key)} for key in wanted)
         path = directory / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-model-table.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
