@@ -27,7 +27,7 @@ TEST_ORACLES := 1.80.16 1.103.7
 PG_TEST_USER := litellm_schema_test
 PG_TEST_PASSWORD_FILE := $(TEST_CACHE)/pg-test-password
 
-.PHONY: help deploy test lint unit module-test molecule bench bench-schema demo demo-shell demo-destroy venv deploy-packages test-packages test-postgres test-wheels test-oracles clean
+.PHONY: help deploy test lint unit module-test molecule bench bench-schema bench-model-table demo demo-shell demo-destroy venv deploy-packages test-packages test-postgres test-wheels test-oracles clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -59,6 +59,10 @@ bench: demo ## Chat completions through the deployed proxy vs. LiteLLM's documen
 bench-schema: test-packages venv test-postgres test-wheels ## Fresh migration by the module vs. psql -f (time, ratio)
 	LITELLM_TEST_PG_USER=$(PG_TEST_USER) LITELLM_TEST_PG_PASSWORD_FILE=$(PG_TEST_PASSWORD_FILE) \
 	LITELLM_TEST_WHEELS=$(TEST_CACHE)/wheels python3 bench/schema_bench.py $(BENCH_ARGS)
+
+bench-model-table: test-packages venv test-postgres test-wheels test-oracles ## Audit and normalize 10,000 model rows: module vs. LiteLLM's helpers
+	LITELLM_TEST_PG_USER=$(PG_TEST_USER) LITELLM_TEST_PG_PASSWORD_FILE=$(PG_TEST_PASSWORD_FILE) \
+	LITELLM_TEST_WHEELS=$(TEST_CACHE)/wheels $(TEST_CACHE)/oracle-1.80.16/bin/python bench/model_table_bench.py $(BENCH_ARGS)
 
 demo: test-packages venv ## Converge the stack in a throwaway container and keep it
 	molecule converge
@@ -100,12 +104,14 @@ test-wheels:
 	  ls "$$(echo $${spec%%==*} | tr - _)-$${spec##*==}-"*.whl >/dev/null 2>&1 || \
 	  $(BIN)/pip download --quiet --disable-pip-version-check --no-deps -d . "$$spec" || exit 1; done
 
-# One virtual environment per LiteLLM release in TEST_ORACLES, with litellm[proxy] as LiteLLM installs it.
+# One virtual environment per LiteLLM release in TEST_ORACLES, with litellm[proxy] as LiteLLM installs it
+# and psycopg2, as the proxy's own environment has them (the model-table benchmark runs there).
 test-oracles:
 	@for version in $(TEST_ORACLES); do dir=$(TEST_CACHE)/oracle-$$version; \
 	  test -f $$dir/.installed && continue; echo "Installing LiteLLM $$version for the module tests"; \
 	  rm -rf $$dir && $(PYTHON) -m venv $$dir && \
-	  $$dir/bin/pip install --quiet --disable-pip-version-check "litellm[proxy]==$$version" && touch $$dir/.installed || exit 1; done
+	  $$dir/bin/pip install --quiet --disable-pip-version-check "litellm[proxy]==$$version" psycopg2-binary==2.9.13 && \
+	  touch $$dir/.installed || exit 1; done
 
 clean: ## Remove the tool environment (the test image cache stays in ~/.cache/litellm-gateway)
 	rm -rf $(VENV)

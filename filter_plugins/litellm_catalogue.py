@@ -8,6 +8,7 @@ needs from it. Every error names the entry and the field to fix.
 from __future__ import annotations
 
 import re
+import uuid
 from urllib.parse import urlparse
 
 try:
@@ -71,6 +72,9 @@ _ALIAS = re.compile(r"^(chat|embed|rerank|vision)-[a-z0-9][a-z0-9._-]*$")
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 DEFAULTS = {"local_timeout": 120, "local_rpm": 30, "vision_max_tokens": 4096}
+# Model ids are derived from the name, so config.yaml, the model table and spend logs agree on
+# them across runs and hosts (MT-03, MT-05).
+_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://litellm-gateway.invalid/model")
 
 
 def _fail(where, msg):
@@ -255,8 +259,13 @@ def _litellm_params(model, provider_api_base):
     return params
 
 
+def litellm_model_id(name):
+    """The stable model id of a catalogue name or alias (a UUID derived from the name)."""
+    return str(uuid.uuid5(_ID_NAMESPACE, str(name)))
+
+
 def litellm_model_list(catalogue, aliases=None, provider_api_base=None):
-    """The proxy's ``model_list``: one entry per model, then one per alias."""
+    """The proxy's ``model_list``: one entry per model, then one per alias, each with its stable id."""
     by_name = {model["name"]: model for model in catalogue}
     entries = []
     for model in catalogue:
@@ -264,7 +273,7 @@ def litellm_model_list(catalogue, aliases=None, provider_api_base=None):
             {
                 "model_name": model["name"],
                 "litellm_params": _litellm_params(model, provider_api_base),
-                "model_info": {"mode": _MODE[model["kind"]]},
+                "model_info": {"id": litellm_model_id(model["name"]), "mode": _MODE[model["kind"]]},
             }
         )
     for alias, target in (aliases or {}).items():
@@ -272,7 +281,7 @@ def litellm_model_list(catalogue, aliases=None, provider_api_base=None):
             {
                 "model_name": alias,
                 "litellm_params": _litellm_params(by_name[target], provider_api_base),
-                "model_info": {"mode": _MODE[by_name[target]["kind"]]},
+                "model_info": {"id": litellm_model_id(alias), "mode": _MODE[by_name[target]["kind"]]},
             }
         )
     return entries
@@ -298,6 +307,7 @@ class FilterModule:
         return {
             "litellm_catalogue": litellm_catalogue,
             "litellm_model_list": litellm_model_list,
+            "litellm_model_id": litellm_model_id,
             "litellm_fallbacks": litellm_fallbacks,
             "litellm_api_key_envs": litellm_api_key_envs,
         }

@@ -74,6 +74,17 @@ def test_an_alias_is_served_and_falls_back_like_its_model():
     ]
 
 
+def test_every_entry_has_a_stable_id_of_its_own():
+    """MT-03, MT-05: config.yaml and the model table name each deployment by the same id, every run."""
+    aliases = {"chat-default": LOCAL["name"]}
+    entries = cat.litellm_model_list(cat.litellm_catalogue(models(), aliases), aliases)
+    ids = [e["model_info"]["id"] for e in entries]
+    assert len(set(ids)) == len(ids) == 3
+    again = cat.litellm_model_list(cat.litellm_catalogue(models(), aliases), aliases)
+    assert ids == [e["model_info"]["id"] for e in again]
+    assert ids[0] == cat.litellm_model_id(LOCAL["name"]) != cat.litellm_model_id(LOCAL["name"] + "x")
+
+
 def test_provider_api_base_applies_to_cloud_models_without_their_own():
     catalogue = cat.litellm_catalogue(models())
     params = {

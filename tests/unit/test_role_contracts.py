@@ -28,6 +28,13 @@ CASES = [
     ("playbooks/proxy.yml", "litellm_proxy_version=latest", "litellm_proxy_version must be a release"),
     ("playbooks/proxy.yml", "litellm_proxy_master_key=not-a-key", "litellm_proxy_master_key must start with sk-"),
     ("playbooks/proxy.yml", "litellm_proxy_database_url=mysql://x", "litellm_proxy_database_url must be a"),
+    ("playbooks/proxy.yml", '{"litellm_proxy_old_salt_keys": ["short"]}', "litellm_proxy_old_salt_keys must be a list"),
+    ("playbooks/proxy.yml", "litellm_proxy_encryption_algorithm=rot13", "litellm_proxy_encryption_algorithm"),
+    (
+        "playbooks/proxy.yml",
+        "litellm_proxy_encryption_algorithm=aes-256-gcm",
+        "aes-256-gcm needs a LiteLLM that reads v2:gcm: values",
+    ),
     (
         "playbooks/proxy.yml",
         '{"litellm_smoke_chat_models": ["chat-nope"]}',
