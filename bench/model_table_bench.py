@@ -38,6 +38,7 @@ import psycopg2  # noqa: E402
 from ansible.module_utils.litellm_model_table import ModelTable, Options, build_keys  # noqa: E402
 from ansible.module_utils.litellm_prisma_db import Options as SchemaOptions  # noqa: E402
 from ansible.module_utils.litellm_prisma_db import SchemaSync, load_migrations  # noqa: E402
+from pg import admin, drop_database, fresh_database  # noqa: E402
 from psycopg2.extras import execute_values  # noqa: E402
 
 SALT = "bench-salt-key-" + uuid.uuid4().hex
@@ -56,33 +57,6 @@ PARAMS = {
     "api_key": "sk-bench-" + "x" * 40,
     "rpm": 30,
 }
-
-
-def admin() -> dict:
-    return {
-        "host": "127.0.0.1",
-        "port": int(os.environ.get("LITELLM_TEST_PG_PORT", "5432")),
-        "user": os.environ.get("LITELLM_TEST_PG_USER", "litellm_schema_test"),
-        "password": Path(os.environ["LITELLM_TEST_PG_PASSWORD_FILE"]).read_text(encoding="utf-8").strip(),
-    }
-
-
-def database(params: dict, template: str | None = None) -> str:
-    name = f"bench_mt_{uuid.uuid4().hex[:10]}"
-    conn = psycopg2.connect(dbname="postgres", **params)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
-    conn.close()
-    return name
-
-
-def drop(params: dict, name: str) -> None:
-    conn = psycopg2.connect(dbname="postgres", **params)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
 
 
 def migrations_dir(tmp: Path) -> Path:
@@ -148,7 +122,7 @@ def main() -> None:
     params = admin()
 
     with tempfile.TemporaryDirectory() as tmp:
-        template = database(params)
+        template = fresh_database(params, "bench_mt")
         conn = psycopg2.connect(dbname=template, **params)
         SchemaSync(conn, "public", None, load_migrations(migrations_dir(Path(tmp))), SchemaOptions(), False).run()
         rows = build_rows(args.rows)
@@ -175,17 +149,17 @@ def main() -> None:
                 assert result["summary"]["encrypted_more_than_once"] == (args.rows // 2) * 4, result["summary"]
                 figures["audit"].append(seconds)
                 figures["audit_floor"].append(floor_audit(rows))
-                copy = database(params, template)
+                copy = fresh_database(params, "bench_mt", template)
                 try:
                     options = Options(normalize=True, backup_dir=str(Path(tmp) / "backups"))
                     seconds, result = module_run(params, copy, options, check=False)
                     assert len(result["changes"]) == args.rows // 2
                     figures["normalize"].append(seconds)
                 finally:
-                    drop(params, copy)
+                    drop_database(params, copy)
                 figures["normalize_floor"].append(floor_normalize(rows))
         finally:
-            drop(params, template)
+            drop_database(params, template)
 
     values = args.rows * sum(isinstance(v, str) for v in PARAMS.values())
     print(f"{args.rows} model rows, {values} encrypted values, half of the rows encrypted twice")

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -36,33 +35,7 @@ from ansible.module_utils.litellm_prisma_db import (  # noqa: E402
     load_migrations,
 )
 from ansible.module_utils.litellm_prisma_schema import parse_schema  # noqa: E402
-
-
-def admin() -> dict:
-    return {
-        "host": "127.0.0.1",
-        "port": int(os.environ.get("LITELLM_TEST_PG_PORT", "5432")),
-        "user": os.environ.get("LITELLM_TEST_PG_USER", "litellm_schema_test"),
-        "password": Path(os.environ["LITELLM_TEST_PG_PASSWORD_FILE"]).read_text(encoding="utf-8").strip(),
-    }
-
-
-def fresh_database(params: dict) -> str:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    conn = psycopg2.connect(dbname="postgres", **params)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return name
-
-
-def drop_database(params: dict, name: str) -> None:
-    conn = psycopg2.connect(dbname="postgres", **params)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    conn.close()
+from pg import admin, drop_database, fresh_database  # noqa: E402
 
 
 def run_psql(params: dict, name: str, files: list[Path]) -> float:

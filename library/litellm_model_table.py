@@ -21,31 +21,6 @@ description:
     the rows about to change are saved to a JSON backup (0600, in a 0700 directory) and the whole
     change runs in one transaction. A value no key opens stops any rewrite before anything is written.
 options:
-  database_url:
-    description:
-      - A Prisma C(DATABASE_URL); Prisma's own parameters are understood and not passed to libpq.
-      - Mutually exclusive with I(login_user) and I(db).
-    type: str
-  login_host:
-    description: Host of the database server.
-    type: str
-    default: localhost
-  login_port:
-    description: Port of the database server.
-    type: int
-    default: 5432
-  login_user:
-    description: User to connect as.
-    type: str
-  login_password:
-    description: Password of I(login_user).
-    type: str
-  db:
-    description: Database name.
-    type: str
-  schema:
-    description: PostgreSQL schema of LiteLLM's tables (default C(public), or the URL's C(schema=)).
-    type: str
   salt_key:
     description: The current C(LITELLM_SALT_KEY). Everything written is encrypted with it.
     type: str
@@ -53,7 +28,7 @@ options:
   old_salt_keys:
     description:
       - Earlier salt keys, used only to read. With I(normalize=true) every value under one of them is
-        re-encrypted under I(salt_key): this is the salt-key rotation.
+        re-encrypted under I(salt_key), which rotates the salt key.
     type: list
     elements: str
     default: []
@@ -76,7 +51,7 @@ options:
       - The catalogue's models as LiteLLM C(model_list) entries (C(model_name), C(litellm_params),
         C(model_info) with a stable C(id)). Each gets a row with that id, its string parameters encrypted
         as LiteLLM encrypts them; a row that differs is rewritten (MT-05).
-      - Secrets are named, never given (C(api_key: os.environ/OPENAI_API_KEY)); a literal value under a
+      - Secrets are named, never given (C(api_key=os.environ/OPENAI_API_KEY)); a literal value under a
         secret-looking name is refused.
     type: list
     elements: dict
@@ -117,12 +92,13 @@ options:
     type: int
     default: 30
 requirements:
-  - psycopg2
   - pynacl
   - cryptography
 notes:
   - Run it with the LiteLLM virtual environment's Python, which carries all three.
   - Supports check mode (plan only) and diff mode (per row and field, values masked).
+extends_documentation_fragment:
+  - litellm_database
 author: litellm-gateway
 """
 
@@ -171,26 +147,17 @@ missing_stores:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.litellm_crypto import CryptoError, missing_libraries
 from ansible.module_utils.litellm_model_table import ModelTable, ModelTableError, Options, build_keys, diff_text
-from ansible.module_utils.litellm_prisma_db import Connection, SyncError, connect, parse_database_url
-
-try:
-    import psycopg2  # noqa: F401
-
-    HAS_PSYCOPG2 = True
-except ImportError:
-    HAS_PSYCOPG2 = False
+from ansible.module_utils.litellm_prisma_db import (
+    SyncError,
+    connect,
+    connection_from_params,
+    database_module,
+)
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "database_url": {"type": "str", "no_log": True},
-            "login_host": {"type": "str", "default": "localhost"},
-            "login_port": {"type": "int", "default": 5432},
-            "login_user": {"type": "str"},
-            "login_password": {"type": "str", "no_log": True},
-            "db": {"type": "str"},
-            "schema": {"type": "str"},
+    module = database_module(
+        {
             "salt_key": {"type": "str", "required": True, "no_log": True},
             "old_salt_keys": {"type": "list", "elements": "str", "default": [], "no_log": True},
             "encryption_algorithm": {
@@ -208,13 +175,8 @@ def main() -> None:
             "backup_dir": {"type": "path", "default": "/var/lib/litellm/model-table-backups"},
             "actor": {"type": "str", "default": "litellm-gateway"},
             "lock_timeout": {"type": "int", "default": 30},
-        },
-        mutually_exclusive=[("database_url", "login_user"), ("database_url", "db")],
-        required_one_of=[("database_url", "db")],
-        supports_check_mode=True,
+        }
     )
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"))
     missing = missing_libraries()
     if missing:
         module.fail_json(msg=missing_required_lib(" and ".join(missing)))
@@ -227,14 +189,7 @@ def main() -> None:
 
 
 def run(module: AnsibleModule, p: dict) -> dict:
-    if p["database_url"]:
-        conn_params = parse_database_url(p["database_url"])
-    else:
-        conn_params = Connection(
-            p["login_host"], p["login_port"], p["login_user"] or "", p["login_password"] or "", p["db"]
-        )
-    if p["schema"]:
-        conn_params.schema = p["schema"]
+    conn_params = connection_from_params(p)
     options = Options(
         normalize=p["normalize"],
         remove_duplicates=p["remove_duplicates"],

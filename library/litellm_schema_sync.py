@@ -18,32 +18,6 @@ description:
     It never drops anything, never narrows a type and never touches tables that are not in the schema.
   - Reports whether the generated Prisma client in the virtual environment matches its schema.
 options:
-  database_url:
-    description:
-      - A Prisma C(DATABASE_URL). Prisma's own parameters (C(connection_limit), C(pool_timeout), C(pgbouncer),
-        ...) are understood and not passed to libpq; C(schema=) selects the PostgreSQL schema.
-      - Mutually exclusive with I(login_host) and friends.
-    type: str
-  login_host:
-    description: Host of the database server.
-    type: str
-    default: localhost
-  login_port:
-    description: Port of the database server.
-    type: int
-    default: 5432
-  login_user:
-    description: User to connect as.
-    type: str
-  login_password:
-    description: Password of I(login_user).
-    type: str
-  db:
-    description: Database name.
-    type: str
-  schema:
-    description: The PostgreSQL schema; overrides C(schema=) in I(database_url). Defaults to C(public).
-    type: str
   venv:
     description:
       - A LiteLLM virtual environment. Supplies I(schema_file) and I(migrations_dir) when they are not given,
@@ -134,10 +108,10 @@ attributes:
   diff_mode:
     support: full
     details: Shows the SQL that runs (or would run).
-requirements:
-  - psycopg2
 notes:
   - Passwords are never logged or returned; connection errors name the host and port only.
+extends_documentation_fragment:
+  - litellm_database
 """
 
 EXAMPLES = r"""
@@ -223,39 +197,24 @@ warnings:
 import subprocess
 from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    import psycopg2  # noqa: F401
-
-    HAS_PSYCOPG2 = True
-except ImportError:
-    HAS_PSYCOPG2 = False
-
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.litellm_prisma_db import (
-    Connection,
     Options,
     SchemaSync,
     SyncError,
     client_status,
     connect,
+    connection_from_params,
+    database_module,
     load_migrations,
-    parse_database_url,
     venv_paths,
 )
 from ansible.module_utils.litellm_prisma_schema import SchemaError, parse_schema
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "database_url": {"type": "str", "no_log": True},
-            "login_host": {"type": "str", "default": "localhost"},
-            "login_port": {"type": "int", "default": 5432},
-            "login_user": {"type": "str"},
-            "login_password": {"type": "str", "no_log": True},
-            "db": {"type": "str"},
-            "schema": {"type": "str"},
+    module = database_module(
+        {
             "venv": {"type": "path"},
             "schema_file": {"type": "path"},
             "migrations_dir": {"type": "path"},
@@ -279,13 +238,8 @@ def main() -> None:
             "regenerate_client": {"type": "bool", "default": False},
             "query_engine_binary": {"type": "path"},
             "lock_timeout": {"type": "int", "default": 60},
-        },
-        mutually_exclusive=[("database_url", "login_user"), ("database_url", "db")],
-        required_one_of=[("database_url", "db")],
-        supports_check_mode=True,
+        }
     )
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"))
     p = module.params
     if (p["check_client"] or p["regenerate_client"]) and not p["venv"]:
         module.fail_json(msg="check_client and regenerate_client need venv: the client to check lives there")
@@ -297,14 +251,7 @@ def main() -> None:
 
 
 def run(module: AnsibleModule, p: dict) -> dict:
-    if p["database_url"]:
-        conn_params = parse_database_url(p["database_url"])
-    else:
-        conn_params = Connection(
-            p["login_host"], p["login_port"], p["login_user"] or "", p["login_password"] or "", p["db"]
-        )
-    if p["schema"]:
-        conn_params.schema = p["schema"]
+    conn_params = connection_from_params(p)
 
     schema_file, migrations_dir = p["schema_file"], p["migrations_dir"]
     if p["venv"]:

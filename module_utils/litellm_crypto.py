@@ -188,47 +188,47 @@ class Reading:
         return f"{what}: {keys}{tail}"
 
 
+def _open_layer(current: str, keys: list[Key]) -> tuple[str, Layer] | None:
+    """One layer off ``current`` with the first key that opens it, or None."""
+    if current.startswith(V2_GCM_PREFIX):
+        try:
+            raw = base64.urlsafe_b64decode(current[len(V2_GCM_PREFIX) :])
+        except (binascii.Error, ValueError):
+            return None
+        algorithm, opener = AES_GCM, Key.open_gcm
+    else:
+        raw = _legacy_bytes(current) if len(current) >= _MIN_LEGACY_CHARS else None
+        if raw is None or len(raw) < _NACL_OVERHEAD:
+            return None
+        algorithm, opener = XSALSA20, Key.open_legacy
+    for key in keys:
+        opened = opener(key, raw)
+        if opened is not None:
+            return opened, Layer(key.label, algorithm)
+    return None
+
+
 def read(value: str, keys: list[Key]) -> Reading:
     """Open ``value`` layer by layer with ``keys`` (the first is the current one)."""
     reading = Reading()
     current = value
     while len(reading.layers) <= MAX_LAYERS:
-        opened = None
         versioned = _VERSIONED.match(current)
-        if versioned:
-            prefix = versioned.group(1)
-            if prefix != V2_GCM_PREFIX:
-                reading.unsupported = prefix
-                return reading
-            try:
-                raw = base64.urlsafe_b64decode(current[len(V2_GCM_PREFIX) :])
-            except (binascii.Error, ValueError):
-                raw = b""
-            for key in keys:
-                opened = key.open_gcm(raw)
-                if opened is not None:
-                    reading.layers.append(Layer(key.label, AES_GCM))
-                    break
-            if opened is None:
-                # A v2:gcm: value no key opens: unreadable at any depth.
-                reading.sealed_remainder = True
-                return reading
-        else:
-            raw = _legacy_bytes(current) if len(current) >= _MIN_LEGACY_CHARS else None
-            if raw is not None and len(raw) >= _NACL_OVERHEAD:
-                for key in keys:
-                    opened = key.open_legacy(raw)
-                    if opened is not None:
-                        reading.layers.append(Layer(key.label, XSALSA20))
-                        break
+        if versioned and versioned.group(1) != V2_GCM_PREFIX:
+            reading.unsupported = versioned.group(1)
+            return reading
+        opened = _open_layer(current, keys)
         if opened is None:
-            if not reading.layers and looks_encrypted(current):
+            # A v2:gcm: value no key opens is unreadable at any depth; a legacy-looking one only
+            # at the top (inside a layer, real secrets can look like base64 too).
+            if versioned or (not reading.layers and looks_encrypted(current)):
                 reading.sealed_remainder = True
                 return reading
             reading.sealed_remainder = bool(reading.layers) and looks_encrypted(current)
             reading.plaintext = current
             return reading
-        current = opened
+        current, layer = opened
+        reading.layers.append(layer)
     raise CryptoError(f"more than {MAX_LAYERS} layers of encryption")
 
 

@@ -177,6 +177,16 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _json_object(value) -> dict | None:
+    """A JSON column's object (also when it was stored as a JSON string holding one), else None."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
 def _canonical(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -268,21 +278,9 @@ class ModelTable:
         )
         rows = []
         for record in cur.fetchall():
-            data = record[2]
-            if isinstance(data, str):
-                try:
-                    data = json.loads(data)
-                except ValueError:
-                    data = None
-            row = Row(store, str(record[0]), str(record[1]), data if isinstance(data, dict) else None)
+            row = Row(store, str(record[0]), str(record[1]), _json_object(record[2]))
             if is_model:
-                info = record[3]
-                if isinstance(info, str):
-                    try:
-                        info = json.loads(info)
-                    except ValueError:
-                        info = None
-                row.model_info = info if isinstance(info, dict) else None
+                row.model_info = _json_object(record[3])
                 row.newest = (record[4] is not None, str(record[4] or ""), str(record[5] or ""), row.id)
             if row.data is None:
                 self._finding("MT-02", "invalid", row, None, f"{store.json_column} is not a JSON object")

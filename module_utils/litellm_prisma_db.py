@@ -160,6 +160,55 @@ def parse_database_url(url: str) -> Connection:
     return conn
 
 
+# The connection options every module that talks to LiteLLM's database takes (documented in
+# doc_fragments/litellm_database.py).
+CONNECTION_ARGUMENT_SPEC = {
+    "database_url": {"type": "str", "no_log": True},
+    "login_host": {"type": "str", "default": "localhost"},
+    "login_port": {"type": "int", "default": 5432},
+    "login_user": {"type": "str"},
+    "login_password": {"type": "str", "no_log": True},
+    "db": {"type": "str"},
+    "schema": {"type": "str"},
+}
+CONNECTION_MUTUALLY_EXCLUSIVE = [("database_url", "login_user"), ("database_url", "db")]
+CONNECTION_REQUIRED_ONE_OF = [("database_url", "db")]
+
+
+def database_module(argument_spec: dict):
+    """An AnsibleModule with the connection options besides its own, stopped early without psycopg2."""
+    from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+    module = AnsibleModule(
+        argument_spec={**CONNECTION_ARGUMENT_SPEC, **argument_spec},
+        mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE,
+        required_one_of=CONNECTION_REQUIRED_ONE_OF,
+        supports_check_mode=True,
+    )
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        module.fail_json(msg=missing_required_lib("psycopg2"))
+    return module
+
+
+def connection_from_params(params: dict) -> Connection:
+    """The Connection a module's parameters describe: a DATABASE_URL, or login_* and db."""
+    if params["database_url"]:
+        conn = parse_database_url(params["database_url"])
+    else:
+        conn = Connection(
+            params["login_host"],
+            params["login_port"],
+            params["login_user"] or "",
+            params["login_password"] or "",
+            params["db"],
+        )
+    if params["schema"]:
+        conn.schema = params["schema"]
+    return conn
+
+
 def connect(conn: Connection):
     import psycopg2  # imported here so that the parsing above works without it
 

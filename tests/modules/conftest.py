@@ -130,19 +130,34 @@ class Database:
         return {r[0] for r in rows}
 
 
-@pytest.fixture
-def database(pg_admin):
+def admin_sql(pg_admin: dict, statement: str) -> None:
+    """One statement on the maintenance database (CREATE/DROP DATABASE)."""
     import psycopg2
 
-    name = f"schema_test_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(dbname="postgres", **pg_admin)
     admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    yield Database(pg_admin, name)
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    try:
+        with admin.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        admin.close()
+
+
+def create_database(pg_admin: dict, prefix: str, template: str | None = None) -> Database:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin_sql(pg_admin, f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return Database(pg_admin, name)
+
+
+def drop_database(pg_admin: dict, name: str) -> None:
+    admin_sql(pg_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database(pg_admin):
+    db = create_database(pg_admin, "schema_test")
+    yield db
+    drop_database(pg_admin, db.name)
 
 
 class Release:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import ansible.module_utils  # noqa: F401  (conftest put module_utils on its path)
 import pytest
-from conftest import Database, run_module
+from conftest import create_database, drop_database, run_module
 
 SALT = "sk-salt-current-4f9a1c2e7b"
 OLD_SALT = "sk-salt-previous-0d3b8e61aa"
@@ -45,35 +45,21 @@ def template(pg_admin, releases):
     import psycopg2
     from ansible.module_utils.litellm_prisma_db import Options, SchemaSync, load_migrations
 
-    name = f"model_table_tmpl_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(dbname="postgres", **pg_admin)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn = psycopg2.connect(dbname=name, **pg_admin)
+    db = create_database(pg_admin, "model_table_tmpl")
+    conn = psycopg2.connect(dbname=db.name, **pg_admin)
     try:
         SchemaSync(conn, "public", None, load_migrations(releases["1.80.16"].migrations), Options(), False).run()
     finally:
         conn.close()
-    yield name
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    yield db.name
+    drop_database(pg_admin, db.name)
 
 
 @pytest.fixture
 def db(pg_admin, template):
-    import psycopg2
-
-    name = f"model_table_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(dbname="postgres", **pg_admin)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield Database(pg_admin, name)
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    copy = create_database(pg_admin, "model_table", template)
+    yield copy
+    drop_database(pg_admin, copy.name)
 
 
 @pytest.fixture
