@@ -232,10 +232,10 @@ def read(value: str, keys: list[Key]) -> Reading:
     raise CryptoError(f"more than {MAX_LAYERS} layers of encryption")
 
 
-def what_litellm_sees(value: str, reading: Reading, current: Key) -> str:
+def what_litellm_sees(reading: Reading, current: Key) -> str:
     """What LiteLLM's load path (one decryption under the current key, else the value) yields,
     as 'plaintext' or 'ciphertext'. Used for MT-01: routing fields must come out plain."""
-    if reading.unsupported or not reading.readable:
+    if not reading.readable:
         return "ciphertext"
     layers = reading.layers
     if not layers:

@@ -50,8 +50,6 @@ ROUTING_FIELDS = frozenset(
         "organization",
     }
 )
-# LiteLLM's proxy admin (litellm.constants.LITELLM_PROXY_ADMIN_NAME; PROXY_ADMIN_ID overrides it).
-DEFAULT_ADMIN_USER = "default_user_id"
 # LITELLM_Config rows whose values LiteLLM encrypts: handled as stores, never seeded as settings.
 ENCRYPTED_CONFIG_PARAMS = ("environment_variables", "cloudzero_settings")
 _SECRET_SETTING = ("key", "password", "secret", "token")
@@ -137,13 +135,13 @@ class Row:
 
     @property
     def where(self) -> str:
-        if self.store.name in ("environment_variables", "cloudzero_settings"):
+        if self.store.table == "LiteLLM_Config":
             return f"LiteLLM_Config {self.id}"
         return f"{self.store.name} {self.label!r} ({self.id})"
 
     @property
     def readable(self) -> bool:
-        return self.data is not None and all(r.readable and not r.unsupported for r in self.readings.values())
+        return self.data is not None and all(r.readable for r in self.readings.values())
 
     def plain(self) -> dict:
         """The JSON object as LiteLLM means it: every value decrypted (only when readable)."""
@@ -191,10 +189,14 @@ def _canonical(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def _secret_name(name: str) -> bool:
+    return any(word in name.lower() for word in _SECRET_SETTING)
+
+
 def is_reference(name: str, value) -> bool:
     """True unless ``value`` is a literal secret: a string under a secret-looking name that is
     neither an os.environ/ reference nor a placeholder such as "none"."""
-    if not isinstance(value, str) or not any(word in name.lower() for word in _SECRET_SETTING):
+    if not isinstance(value, str) or not _secret_name(name):
         return True
     return value.startswith("os.environ/") or value.lower() in ("", "none")
 
@@ -205,11 +207,7 @@ def mask_setting(name: str, value):
         return {k: mask_setting(k, v) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_setting(name, v) for v in value]
-    if (
-        isinstance(value, str)
-        and any(word in name.lower() for word in _SECRET_SETTING)
-        and not value.startswith("os.environ/")
-    ):
+    if isinstance(value, str) and _secret_name(name) and not value.startswith("os.environ/"):
         return "********"
     return value
 
@@ -248,7 +246,7 @@ class ModelTable:
         self.columns: dict[str, set[str]] = {}
         self.findings: list[dict] = []
         self.changes: list[Change] = []
-        self.skipped: list[str] = []
+        self.missing_stores: list[str] = []
 
     # ------------------------------------------------------------------ reading
 
@@ -266,7 +264,9 @@ class ModelTable:
     def _load(self, cur, store: Store) -> list[Row]:
         have = self.columns.get(store.table, set())
         if store.json_column not in have:
-            self.skipped.append(f"{store.name}: {store.table}.{store.json_column} does not exist in this database")
+            self.missing_stores.append(
+                f"{store.name}: {store.table}.{store.json_column} does not exist in this database"
+            )
             return []
         is_model = store.name == "model"
         label = _q(store.label_column) if store.label_column and store.label_column in have else _q(store.id_column)
@@ -361,7 +361,7 @@ class ModelTable:
                 f"{where} is {reading.describe()}: if it is a ciphertext, give its key in old_salt_keys",
             )
         routing = row.store.name == "model" and name in ROUTING_FIELDS
-        if routing and what_litellm_sees(row.data[name], reading, self.current) == "ciphertext":
+        if routing and what_litellm_sees(reading, self.current) == "ciphertext":
             self._finding(
                 "MT-01",
                 "routing_field_ciphertext",
@@ -372,14 +372,12 @@ class ModelTable:
 
     # ------------------------------------------------------------------ planning
 
-    def _sealed(self, plain: dict, fields: tuple[str, ...] | None) -> dict:
-        out = {}
-        for name, value in plain.items():
-            if isinstance(value, str) and (fields is None or name in fields):
-                out[name] = self.current.seal(value, self.options.algorithm)
-            else:
-                out[name] = value
-        return out
+    def _sealed(self, plain: dict) -> dict:
+        """The parameters as LiteLLM stores them: every string encrypted once under the current key."""
+        return {
+            name: self.current.seal(value, self.options.algorithm) if isinstance(value, str) else value
+            for name, value in plain.items()
+        }
 
     def _needs_normalizing(self, reading: Reading) -> bool:
         return reading.readable and not (len(reading.layers) == 1 and reading.layers[0].key == self.current.label)
@@ -446,11 +444,8 @@ class ModelTable:
             model_id = str(model["model_info"]["id"])
             row = by_id.get(model_id)
             params = model["litellm_params"]
-            new = {
-                "data": self._sealed(params, None),
-                "model_name": model["model_name"],
-                "model_info": model["model_info"],
-            }
+            # Sealed only for a row that is written: a no-op run encrypts nothing.
+            new = {"model_name": model["model_name"], "model_info": model["model_info"]}
             if row is None:
                 fields = [
                     {"field": k, "after": self._once if isinstance(v, str) else v} for k, v in sorted(params.items())
@@ -465,7 +460,7 @@ class ModelTable:
                         f"model {model['model_name']!r} ({model_id})",
                         "seed: a catalogue model has no row (MT-05)",
                         fields,
-                        new,
+                        {**new, "data": self._sealed(params)},
                     )
                 )
                 continue
@@ -493,7 +488,7 @@ class ModelTable:
                     row.where,
                     "seed: the row as the catalogue renders it, one layer under the current salt key (MT-05)",
                     fields,
-                    new,
+                    {**new, "data": self._sealed(params)},
                 )
             )
 
@@ -661,7 +656,7 @@ class ModelTable:
         for rows in self.rows.values():
             for row in rows:
                 for name, reading in row.readings.items():
-                    if reading.unsupported or not reading.readable:
+                    if not reading.readable:
                         bad.append(f"{row.where} field {name} ({reading.describe()})")
         if bad:
             shown = "; ".join(bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else "")
@@ -809,7 +804,7 @@ class ModelTable:
             "findings": self.findings,
             "changes": [change.as_dict() for change in self.changes],
             "backup": backup,
-            "missing_stores": self.skipped,
+            "missing_stores": self.missing_stores,
         }
 
 

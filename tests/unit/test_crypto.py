@@ -35,7 +35,7 @@ def test_layers_are_peeled_across_keys_and_formats():
     reading = crypto.read(value, KEYS)
     assert reading.plaintext == "sk-secret"
     assert [layer.key for layer in reading.layers] == ["salt_key", "old_salt_keys[0]", "salt_key"]
-    assert crypto.what_litellm_sees(value, reading, CURRENT) == "ciphertext"
+    assert crypto.what_litellm_sees(reading, CURRENT) == "ciphertext"
     assert "sk-secret" not in reading.describe()
 
 
@@ -51,7 +51,7 @@ def test_plaintext_is_plaintext_even_when_it_looks_like_base64_inside():
     reading = crypto.read(CURRENT.seal(secret, crypto.XSALSA20), KEYS)
     assert reading.plaintext == secret
     assert reading.sealed_remainder  # reported as a question, not as a second layer
-    assert crypto.what_litellm_sees("", reading, CURRENT) == "plaintext"
+    assert crypto.what_litellm_sees(reading, CURRENT) == "plaintext"
     assert crypto.read("http://127.0.0.1:8080/v1", KEYS).describe() == "plaintext"
 
 
