@@ -203,7 +203,9 @@ def releases(tmp_path_factory) -> dict[str, Release]:
     return out
 
 
-def run_module(name: str, args: dict, check: bool = False, diff: bool = False) -> tuple[int, dict, str]:
+def run_module(
+    name: str, args: dict, check: bool = False, diff: bool = False, env: dict[str, str] | None = None
+) -> tuple[int, dict, str]:
     """Run one of our modules through Ansible, as a playbook would; returns (rc, result, raw output)."""
     cmd = [
         str(Path(sys.executable).parent / "ansible"),
@@ -234,6 +236,7 @@ def run_module(name: str, args: dict, check: bool = False, diff: bool = False) -
             "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
             "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
             "ANSIBLE_NOCOLOR": "1",
+            **(env or {}),
         },
     )
     raw = proc.stdout + proc.stderr
