@@ -24,6 +24,9 @@ KIND_PREFIX = {"chat": "chat", "embeddings": "embed", "rerank": "rerank", "visio
 
 # Engines that run on our own hosts. They get the local defaults (GPU-02) and need an api_base.
 LOCAL_ENGINES = ("ollama", "llamacpp", "vllm", "infinity", "openai-compatible")
+# Local engines whose services the model_services role runs; openai-compatible is a server
+# run by someone else.
+SERVICE_ENGINES = ("ollama", "llamacpp", "vllm", "infinity")
 # Cloud providers, named as LiteLLM names them; the API key comes from the environment file.
 CLOUD_ENGINES = {
     "openai": "OPENAI_API_KEY",
@@ -66,6 +69,7 @@ KNOWN_FIELDS = {
     "mock_response",
     "litellm_model",
     "litellm_params",
+    "service",
 }
 _NAME_MIDDLE = re.compile(r"^[a-z0-9][a-z0-9._]*(-[a-z0-9][a-z0-9._]*)*$")
 _ALIAS = re.compile(r"^(chat|embed|rerank|vision)-[a-z0-9][a-z0-9._-]*$")
@@ -142,6 +146,7 @@ def _normalize(entry, index, defaults):
         mock_response=entry.get("mock_response"),
         litellm_model=entry.get("litellm_model") or None,
         litellm_params=entry.get("litellm_params") or {},
+        service=entry.get("service") or {},
     )
     if not model["model"] and engine != MOCK_ENGINE:
         _fail(where, "model (the upstream model name) is required")
@@ -166,6 +171,10 @@ def _normalize(entry, index, defaults):
         _fail(where, f"fallbacks must be a list of model names, got {model['fallbacks']!r}")
     if not isinstance(model["litellm_params"], dict):
         _fail(where, "litellm_params must be a mapping of extra LiteLLM parameters")
+    if not isinstance(model["service"], dict):
+        _fail(where, "service must be a mapping (see the model_services role)")
+    if model["service"] and engine not in SERVICE_ENGINES:
+        _fail(where, f"service is only for the engines whose services are managed here ({', '.join(SERVICE_ENGINES)})")
     if "api_key" in model["litellm_params"]:
         _fail(where, "litellm_params must not carry api_key: name the variable in api_key_env (SEC-05)")
     if engine in _PROVIDER and kind not in _PROVIDER[engine] and not model["litellm_model"]:
@@ -302,6 +311,147 @@ def litellm_api_key_envs(catalogue):
     return sorted({model["api_key_env"] for model in catalogue if model["api_key_env"]})
 
 
+SERVICE_FIELDS = {
+    "managed",
+    "hosts",
+    "listen",
+    "backend_port",
+    "idle_stop",
+    "gpu_index",
+    "priority",
+    "model_path",
+    "model_url",
+    "model_sha256",
+    "context_size",
+    "args",
+}
+SERVICE_DEFAULTS = {"idle_stop": 300, "models_dir": "/var/lib/litellm-models", "backend_offset": 10000}
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _port(where, field, value):
+    port = _positive_int(where, field, value)
+    if port > 65535:
+        _fail(where, f"{field} must be a TCP port (1-65535), got {value!r}")
+    return port
+
+
+def _service(model, settings):
+    where = f"litellm_models ({model['name']}) service"
+    spec = model["service"]
+    unknown = sorted(set(spec) - SERVICE_FIELDS)
+    if unknown:
+        _fail(where, f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(SERVICE_FIELDS))}")
+    api = urlparse(model["api_base"])
+    port = api.port or (443 if api.scheme == "https" else 80)
+    listen = str(spec.get("listen", "127.0.0.1"))
+    if api.hostname not in _LOOPBACK and listen in _LOOPBACK:
+        _fail(
+            where,
+            f"api_base points at {api.hostname}, but the service would listen on {listen} only:"
+            " set service.listen to the address the proxies reach (SEC-06: loopback unless told otherwise)",
+        )
+    hosts = spec.get("hosts", [])
+    if not isinstance(hosts, list):
+        _fail(where, f"hosts must be a list of inventory hostnames, got {hosts!r}")
+    args = spec.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(arg, (str, int, float)) for arg in args):
+        _fail(where, f"args must be a list of command-line arguments, got {args!r}")
+    model_url, model_sha256 = spec.get("model_url"), str(spec.get("model_sha256") or "").lower()
+    if model_url:
+        _check_url(where, "model_url", model_url)
+        if not _SHA256.match(model_sha256):
+            _fail(where, "model_sha256 (64 hex digits) is required with model_url: downloads are checked")
+    model_path = spec.get("model_path") or (
+        f"{settings['models_dir']}/{model['name']}.{'gguf' if model['engine'] == 'llamacpp' else 'model'}"
+        if model_url
+        else None
+    )
+    if model["engine"] == "llamacpp" and not model_path:
+        _fail(where, "a llama.cpp model needs model_path (a GGUF file on the host) or model_url and model_sha256")
+    if model_path and not str(model_path).startswith("/"):
+        _fail(where, f"model_path must be absolute, got {model_path!r}")
+    backend = spec.get("backend_port", port + int(settings["backend_offset"]))
+    return {
+        "name": model["name"],
+        "unit": f"litellm-model-{model['name']}",
+        "engine": model["engine"],
+        "kind": model["kind"],
+        "model": model["model"],
+        "listen": listen,
+        "port": port,
+        "backend_port": _port(where, "backend_port", backend),
+        "vram_mib": model["vram_mib"],
+        "gpu": model["vram_mib"] > 0,
+        "gpu_index": None
+        if spec.get("gpu_index") is None
+        else _positive_int(where, "gpu_index", spec["gpu_index"], True),
+        "priority": _positive_int(where, "priority", spec.get("priority", 0), allow_zero=True),
+        "idle_stop": _positive_int(where, "idle_stop", spec.get("idle_stop", settings["idle_stop"])),
+        "model_path": model_path,
+        "model_url": model_url,
+        "model_sha256": model_sha256 or None,
+        "context_size": _positive_int(where, "context_size", spec.get("context_size", 4096)),
+        "args": [str(arg) for arg in args],
+        "hosts": [str(host) for host in hosts],
+    }
+
+
+def litellm_model_services(catalogue, settings=None, host=None):
+    """The local model services to run: one per catalogue model on a managed engine.
+
+    Each gets a socket on its api_base port and the server itself on a backend port; ports,
+    and the model a service serves, are unique across the catalogue (GPU-04). With ``host``,
+    only the services that host runs (those without ``service.hosts``, or naming it).
+    """
+    settings = dict(SERVICE_DEFAULTS, **(settings or {}))
+    services, ports, served = [], {}, {}
+    for model in catalogue:
+        if model["engine"] not in SERVICE_ENGINES or not model["service"].get("managed", True):
+            continue
+        service = _service(model, settings)
+        for field in ("port", "backend_port"):
+            if service[field] in ports:
+                _fail(
+                    f"litellm_models ({service['name']})",
+                    f"port {service[field]} is also used by {ports[service[field]]}: give each service its own"
+                    " api_base port and service.backend_port",
+                )
+            ports[service[field]] = service["name"]
+        what = (service["engine"], service["kind"], service["model"], service["model_path"])
+        if what in served:
+            _fail(
+                f"litellm_models ({service['name']})",
+                f"{served[what]} already runs this model on {service['engine']} (GPU-04): merge the two entries",
+            )
+        served[what] = service["name"]
+        services.append(service)
+    if host is not None:
+        services = [service for service in services if not service["hosts"] or host in service["hosts"]]
+    return services
+
+
+def litellm_gate_services(services, start=None):
+    """The gpu_service_gate module's input for model services: their units, VRAM and placement."""
+    start = set(start or [])
+    unknown = start - {service["name"] for service in services}
+    if unknown:
+        _fail("model_services_gate_start", f"{', '.join(sorted(unknown))}: not a model service of this host")
+    return [
+        {
+            "name": service["unit"] + ".service",
+            "vram_mib": service["vram_mib"],
+            "gpu_index": service["gpu_index"],
+            "priority": service["priority"],
+            "start": service["name"] in start,
+            # The model service stops when unneeded: starting its socket proxy keeps it up until idle.
+            "start_unit": service["unit"] + "-proxy.service",
+        }
+        for service in services
+    ]
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -310,4 +460,6 @@ class FilterModule:
             "litellm_model_id": litellm_model_id,
             "litellm_fallbacks": litellm_fallbacks,
             "litellm_api_key_envs": litellm_api_key_envs,
+            "litellm_model_services": litellm_model_services,
+            "litellm_gate_services": litellm_gate_services,
         }

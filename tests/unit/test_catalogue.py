@@ -141,6 +141,90 @@ def test_a_mock_model_needs_its_answer():
         cat.litellm_catalogue([{"name": "chat-selftest-mock", "kind": "chat", "engine": "mock"}])
 
 
+def services(*entries, host=None, **settings):
+    return cat.litellm_model_services(cat.litellm_catalogue([*entries, dict(CLOUD)]), settings, host)
+
+
+GGUF = {"model_path": "/var/lib/litellm-models/qwen.gguf"}
+
+
+def test_the_default_inventory_runs_its_local_model_behind_a_socket():
+    (service,) = cat.litellm_model_services(cat.litellm_catalogue(INVENTORY["litellm_models"]))
+    assert service["unit"] == "litellm-model-chat-qwen2.5-0.5b-llamacpp"
+    assert (service["listen"], service["port"], service["backend_port"]) == ("127.0.0.1", 8080, 18080)
+    assert service["gpu"] is True
+    assert service["vram_mib"] == 1024
+    assert service["idle_stop"] == 300
+
+
+def test_a_model_service_takes_its_settings_and_the_role_defaults():
+    (service,) = services(
+        dict(LOCAL, vram_mib=0, service=dict(GGUF, idle_stop=20, backend_port=9999, args=["--verbose", 1])),
+        idle_stop=60,
+    )
+    assert service["gpu"] is False
+    assert service["idle_stop"] == 20
+    assert service["backend_port"] == 9999
+    assert service["args"] == ["--verbose", "1"]
+    (service,) = services(dict(LOCAL, service=GGUF), idle_stop=60)
+    assert service["idle_stop"] == 60
+
+
+def test_only_the_hosts_named_run_a_model():
+    entry = dict(LOCAL, service=dict(GGUF, hosts=["gpu1"]))
+    assert [s["name"] for s in services(entry, host="gpu1")] == [LOCAL["name"]]
+    assert services(entry, host="gpu2") == []
+    assert len(services(dict(LOCAL, service=GGUF), host="gpu2")) == 1
+
+
+def test_a_model_run_elsewhere_is_not_managed():
+    assert services(dict(LOCAL, service=dict(GGUF, managed=False))) == []
+
+
+@pytest.mark.parametrize(
+    ("service", "message"),
+    [
+        ({}, "a llama.cpp model needs model_path"),
+        ({"model_path": "qwen.gguf"}, "model_path must be absolute"),
+        ({"model_url": "https://example.net/q.gguf"}, "model_sha256 (64 hex digits) is required with model_url"),
+        (dict(GGUF, colour="red"), "unknown field(s) colour"),
+        (dict(GGUF, backend_port=70000), "backend_port must be a TCP port"),
+        (dict(GGUF, backend_port=8080), "port 8080 is also used by chat-qwen2.5-0.5b-llamacpp"),
+        (dict(GGUF, args="--verbose"), "args must be a list"),
+        (dict(GGUF, idle_stop=0), "idle_stop must be greater than 0"),
+    ],
+)
+def test_bad_services_are_refused_with_the_field_named(service, message):
+    with pytest.raises(cat.AnsibleFilterError) as error:
+        services(dict(LOCAL, service=service))
+    assert message in str(error.value)
+    assert LOCAL["name"] in str(error.value)
+
+
+def test_a_remote_api_base_needs_a_listen_address():
+    entry = dict(LOCAL, api_base="http://10.0.0.5:8080/v1", service=GGUF)
+    with pytest.raises(cat.AnsibleFilterError, match=r"api_base points at 10\.0\.0\.5"):
+        services(entry)
+    (service,) = services(dict(entry, service=dict(GGUF, listen="10.0.0.5")))
+    assert service["listen"] == "10.0.0.5"
+
+
+def test_two_services_for_one_model_or_one_port_are_refused():
+    """GPU-04: one model, one unit; and no two units on one port."""
+    twin = dict(LOCAL, name="chat-qwen-twin-llamacpp", api_base="http://127.0.0.1:8081/v1", fallbacks=[], service=GGUF)
+    with pytest.raises(cat.AnsibleFilterError, match="already runs this model on llamacpp"):
+        services(dict(LOCAL, service=GGUF), twin)
+    other = dict(twin, model="other", service={"model_path": "/m/other.gguf", "backend_port": 18080})
+    with pytest.raises(cat.AnsibleFilterError, match="port 18080 is also used"):
+        services(dict(LOCAL, service=GGUF), other)
+
+
+def test_service_is_only_for_managed_engines():
+    entry = dict(LOCAL, name="chat-x-openai-compatible", engine="openai-compatible", service=GGUF)
+    with pytest.raises(cat.AnsibleFilterError, match="service is only for the engines"):
+        cat.litellm_catalogue([entry])
+
+
 FLOORS_TOOL = PROJECT / "roles" / "litellm_proxy" / "files" / "litellm-check-floors"
 
 
