@@ -27,7 +27,7 @@ TEST_ORACLES := 1.80.16 1.103.7
 PG_TEST_USER := litellm_schema_test
 PG_TEST_PASSWORD_FILE := $(TEST_CACHE)/pg-test-password
 
-.PHONY: help deploy test lint unit module-test molecule bench bench-schema bench-model-table demo demo-shell demo-destroy venv deploy-packages test-packages test-postgres test-wheels test-oracles clean
+.PHONY: help deploy test lint unit module-test molecule bench bench-schema bench-model-table bench-models demo demo-shell demo-destroy venv deploy-packages test-packages test-postgres test-wheels test-oracles clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ bench-schema: test-packages venv test-postgres test-wheels ## Fresh migration by
 bench-model-table: test-packages venv test-postgres test-wheels test-oracles ## Audit and normalize 10,000 model rows: module vs. LiteLLM's helpers
 	LITELLM_TEST_PG_USER=$(PG_TEST_USER) LITELLM_TEST_PG_PASSWORD_FILE=$(PG_TEST_PASSWORD_FILE) \
 	LITELLM_TEST_WHEELS=$(TEST_CACHE)/wheels $(TEST_CACHE)/oracle-1.80.16/bin/python bench/model_table_bench.py $(BENCH_ARGS)
+
+bench-models: demo ## Local model layer: memory at rest, cold vs. warm first token (socket activation), gate decision time
+	python3 bench/models_bench.py $(BENCH_ARGS)
 
 demo: test-packages venv ## Converge the stack in a throwaway container and keep it
 	molecule converge
