@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+import yaml
 from conftest import PROJECT, exposure, run_playbook
 
 MODEL = "chat-qwen2.5-0.5b-llamacpp"
@@ -34,6 +35,10 @@ CRAMPED = {
     "driver": "550.54.15",
     "gpus": [{"name": "Test GPU", "total_mib": 2048, "processes": [{"pid": 1, "used_mib": 1800}]}],
 }
+
+
+def catalogue() -> dict:
+    return yaml.safe_load((PROJECT / "inventory/group_vars/all/models.yml").read_text(encoding="utf-8"))
 
 
 def put(host, path: str, text: str) -> None:
@@ -198,3 +203,43 @@ def test_the_gate_playbook_plans_in_check_mode_then_starts_what_fits(host, nvml)
 def test_the_model_unit_is_sandboxed(host):
     assert exposure(host, f"{UNIT}.service") <= 3.0
     assert exposure(host, f"{UNIT}-proxy.service") <= 2.0
+
+
+def test_a_model_added_gets_its_units_and_a_model_removed_loses_them(host, tmp_path):
+    """The catalogue renders the units: a CPU model added runs without the gate; removed, its units go."""
+    models = json.loads(json.dumps(catalogue()["litellm_models"]))
+    models.append(
+        {
+            "name": "chat-tiny-cpu-llamacpp",
+            "kind": "chat",
+            "engine": "llamacpp",
+            "model": "tiny-cpu",
+            "api_base": "http://127.0.0.1:8081/v1",
+            "service": {"model_path": "/var/lib/litellm-models/qwen2.5-0.5b-instruct-q4_k_m.gguf"},
+        }
+    )
+    extra = tmp_path / "catalogue.json"
+    extra.write_text(json.dumps({"litellm_models": models}))
+    added = "litellm-model-chat-tiny-cpu-llamacpp"
+    rc, output, _changed = run_playbook(str(PROJECT / "site.yml"), "--tags", "models", "-e", f"@{extra}")
+    assert rc == 0, output[-3000:]
+    assert host.service(f"{added}.socket").is_running
+    assert "ExecCondition" not in host.file(f"/etc/systemd/system/{added}.service").content_string
+    body = json.dumps({"model": "tiny-cpu", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4})
+    request = urllib.request.Request(
+        "http://127.0.0.1:8081/v1/chat/completions", data=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        assert json.loads(answer.read())["usage"]["completion_tokens"] > 0
+    assert state(host, f"{added}.service") == "active"
+
+    rc, output, changed = run_playbook(str(PROJECT / "site.yml"), "--tags", "models")
+    assert rc == 0, output[-3000:]
+    assert changed > 0, output[-3000:]
+    for suffix in (".service", "-proxy.service", ".socket"):
+        assert not host.file(f"/etc/systemd/system/{added}{suffix}").exists
+    assert state(host, f"{added}.service") != "active"
+    assert "127.0.0.1:8081" not in host.check_output("ss -Htln")
+    rc, output, changed = run_playbook(str(PROJECT / "site.yml"), "--tags", "models")
+    assert rc == 0, output[-3000:]
+    assert changed == 0, output[-3000:]
