@@ -209,6 +209,11 @@ def normalize_services(services):
     return result
 
 
+def _decision(service, status, reason, device=None, stop=()):
+    """A service's plan: its input, what the planner decided, where, what would stop, and why."""
+    return {**service, "status": status, "device": device, "stop": list(stop), "reason": reason}
+
+
 def plan(snapshot, services, headroom_mib=0):
     """Decide, for each service, whether it runs, fits now, fits once others stop, or never fits.
 
@@ -221,21 +226,9 @@ def plan(snapshot, services, headroom_mib=0):
     decisions = {}
     for service in services:
         if service["vram_mib"] == 0:
-            decisions[service["name"]] = {
-                **service,
-                "status": CPU,
-                "device": None,
-                "stop": [],
-                "reason": "needs no GPU",
-            }
+            decisions[service["name"]] = _decision(service, CPU, "needs no GPU")
         elif not snapshot["available"]:
-            decisions[service["name"]] = {
-                **service,
-                "status": UNAVAILABLE,
-                "device": None,
-                "stop": [],
-                "reason": snapshot["reason"],
-            }
+            decisions[service["name"]] = _decision(service, UNAVAILABLE, snapshot["reason"])
     gpu_services = [service for service in services if service["name"] not in decisions]
     places = devices(snapshot) if gpu_services else []
     by_name = {service["name"]: service for service in services}
@@ -252,13 +245,12 @@ def plan(snapshot, services, headroom_mib=0):
     for service in gpu_services:
         where = [place_id for place_id, units in holders.items() if service["name"] in units]
         if where:
-            decisions[service["name"]] = {
-                **service,
-                "status": RUNNING,
-                "device": where[0],
-                "stop": [],
-                "reason": f"running on GPU {where[0]} with {holders[where[0]][service['name']]} MiB",
-            }
+            decisions[service["name"]] = _decision(
+                service,
+                RUNNING,
+                f"running on GPU {where[0]} with {holders[where[0]][service['name']]} MiB",
+                device=where[0],
+            )
 
     waiting = sorted(
         (service for service in gpu_services if service["name"] not in decisions),
@@ -268,26 +260,21 @@ def plan(snapshot, services, headroom_mib=0):
         need = service["vram_mib"]
         allowed = [place for place in places if service["gpu_index"] in (None, place["gpu"])]
         if not allowed:
-            decisions[service["name"]] = {
-                **service,
-                "status": NEVER,
-                "device": None,
-                "stop": [],
-                "reason": f"no GPU with index {service['gpu_index']} (GPUs: {len({p['gpu'] for p in places})})",
-            }
+            decisions[service["name"]] = _decision(
+                service, NEVER, f"no GPU with index {service['gpu_index']} (GPUs: {len({p['gpu'] for p in places})})"
+            )
             continue
         fitting = [place for place in allowed if free[place["id"]] >= need]
         if fitting:
             best = max(fitting, key=lambda place: (free[place["id"]], -int(place["gpu"])))
             free[best["id"]] -= need
-            decisions[service["name"]] = {
-                **service,
-                "status": FITS,
-                "device": best["id"],
-                "stop": [],
-                "reason": f"needs {need} MiB + {headroom} MiB headroom; GPU {best['id']} has "
+            decisions[service["name"]] = _decision(
+                service,
+                FITS,
+                f"needs {need} MiB + {headroom} MiB headroom; GPU {best['id']} has "
                 f"{free[best['id']] + need + headroom} MiB free",
-            }
+                device=best["id"],
+            )
             continue
         # Which lower-priority services of ours would have to stop, lowest priority first.
         options = []
@@ -313,14 +300,13 @@ def plan(snapshot, services, headroom_mib=0):
             free[place_id] = available - need
             for unit in stop:
                 holders[place_id].pop(unit, None)
-            decisions[service["name"]] = {
-                **service,
-                "status": FITS_AFTER_STOP,
-                "device": place_id,
-                "stop": stop,
-                "reason": f"needs {need} MiB + {headroom} MiB headroom; fits on GPU {place_id} once "
-                f"{', '.join(stop)} stop",
-            }
+            decisions[service["name"]] = _decision(
+                service,
+                FITS_AFTER_STOP,
+                f"needs {need} MiB + {headroom} MiB headroom; fits on GPU {place_id} once {', '.join(stop)} stop",
+                device=place_id,
+                stop=stop,
+            )
             continue
         biggest = max(allowed, key=lambda place: place["total_mib"])
         if need + headroom > biggest["total_mib"]:
@@ -336,7 +322,7 @@ def plan(snapshot, services, headroom_mib=0):
                 f"needs {need} MiB + {headroom} MiB headroom; GPU {best['id']} has "
                 f"{max(free[best['id']] + headroom, 0)} MiB free (other processes hold the rest)"
             )
-        decisions[service["name"]] = {**service, "status": status, "device": None, "stop": [], "reason": reason}
+        decisions[service["name"]] = _decision(service, status, reason)
 
     ordered = [decisions[service["name"]] for service in services]
     return {
