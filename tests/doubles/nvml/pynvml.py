@@ -76,7 +76,6 @@ class FakeNvml:
     def __init__(self, state=None, path=None):
         self._state, self._path = state, path
         self.initialized = 0
-        self.calls = []
 
     # -- what the gate calls -------------------------------------------------
     def nvmlInit(self):
@@ -103,7 +102,6 @@ class FakeNvml:
         return ("gpu", index)
 
     def _device(self, handle, call):
-        self.calls.append(call)
         gpu = self._state["gpus"][handle[1]]
         failure = gpu.get("fail", {}).get(call)
         if failure:
