@@ -3,7 +3,8 @@
 
 It exists because a cloud API cannot be reached from the test machines: it speaks the
 same HTTP interface the proxy uses for the real provider (/v1/models,
-/v1/chat/completions with and without streaming, /v1/embeddings), answers at once,
+/v1/chat/completions with and without streaming, with a tool call when the request
+forces one, /v1/embeddings), answers at once,
 and refuses any key but FAKE_OPENAI_KEY, so a test also proves which key the proxy
 sent. Standard library only.
 
@@ -18,6 +19,16 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ANSWER = "pong from the fake cloud"
+
+
+def _forced_tool(request):
+    """The function a request forces with tool_choice, if it offers it among its tools."""
+    choice = request.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = choice.get("function", {}).get("name")
+        offered = {t.get("function", {}).get("name") for t in request.get("tools") or []}
+        return name if name in offered else None
+    return None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -69,6 +80,17 @@ class Handler(BaseHTTPRequestHandler):
             ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
             if request.get("stream"):
                 self._stream(ident, created, model)
+            elif forced := _forced_tool(request):
+                call = {
+                    "id": f"call_{uuid.uuid4().hex[:12]}",
+                    "type": "function",
+                    "function": {"name": forced, "arguments": json.dumps({"zone": "UTC"})},
+                }
+                message = {"role": "assistant", "content": None, "tool_calls": [call]}
+                choice = {"index": 0, "finish_reason": "tool_calls", "message": message}
+                usage = {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28}
+                body = {"id": ident, "object": "chat.completion", "created": created, "model": model}
+                self._send(200, {**body, "choices": [choice], "usage": usage})
             else:
                 choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": ANSWER}}
                 usage = {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}
