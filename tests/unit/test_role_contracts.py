@@ -52,9 +52,23 @@ CASES = [
         ' "api_base": "http://127.0.0.1:8080/v1"}]}',
         "litellm_models[0] (chat-qwen-ollama): name must follow [type]-[name]-[engine]",
     ),
+    ("playbooks/operations.yml", '{"operations_backup_retention": {"daily": 7}}', "operations_backup_retention"),
+    (
+        "playbooks/operations.yml",
+        '{"operations_backup_retention": {"daily": 0, "weekly": 4, "monthly": 3}}',
+        "operations_backup_retention must be {daily: N, weekly: N, monthly: N}",
+    ),
+    ("playbooks/operations.yml", "operations_health_port=99999", "operations_health_port must be a TCP port"),
+    (
+        "playbooks/operations.yml",
+        '{"operations_timers": {"backup": {"on_calendar": "daily"}}}',
+        "operations_timers must name each of",
+    ),
+    ("playbooks/operations.yml", "operations_dashboard_scheme=plaintext", "operations_dashboard_scheme"),
 ]
 
 FIRST_REAL_TASKS = (
+    "Install the packages the operations tools need",
     "Install the PostgreSQL packages",
     "Install the Redis packages",
     "Install the packages the proxy's environment needs",

@@ -20,8 +20,11 @@ env = dict(re.findall(r'^(\\w+)="(.*)"$', open("/etc/litellm/litellm.env").read(
 os.environ["LITELLM_SALT_KEY"] = key = env["LITELLM_SALT_KEY"]
 from litellm.proxy.common_utils.encrypt_decrypt_utils import decrypt_value_helper, encrypt_value_helper
 request = json.loads(sys.argv[1])
-if request["op"] == "insert_twice_encrypted":
-    params = {k: encrypt_value_helper(encrypt_value_helper(v, key), key) for k, v in request["params"].items()}
+if request["op"] in ("insert", "insert_twice_encrypted"):
+    layers = 2 if request["op"] == "insert_twice_encrypted" else 1
+    params = dict(request["params"])
+    for _ in range(layers):
+        params = {k: encrypt_value_helper(v, key) for k, v in params.items()}
     sql = ('INSERT INTO "LiteLLM_ProxyModelTable" (model_id, model_name, litellm_params, model_info, created_by, '
            "updated_by) VALUES ('%s', '%s', '%s'::jsonb, '{}'::jsonb, 'molecule', 'molecule')"
            % (request["id"], request["name"], json.dumps(params)))
