@@ -44,11 +44,11 @@ def get(url: str, auth: str | None = None) -> tuple[int, str]:
 
 
 def counts(host) -> dict[str, int]:
-    out = sql(host, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
-    found = {}
-    for table in out.split():
-        found[table] = int(sql(host, f'SELECT count(*) FROM public."{table}"'))
-    return found
+    """Every table's row count, in one query."""
+    tables = sql(host, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").split()
+    query = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM public.\"{t}\"" for t in tables)
+    rows = (line.split("|") for line in sql(host, query).splitlines())
+    return {table: int(count) for table, count in rows}
 
 
 @pytest.mark.parametrize("job", JOBS)
