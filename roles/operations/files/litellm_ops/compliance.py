@@ -52,28 +52,30 @@ def _proxy_settings(settings: dict[str, Any]) -> dict[str, Any]:
         return yaml.safe_load(handle) or {}
 
 
-def _flag(document: dict[str, Any], name: str) -> bool:
-    return any((document.get(section) or {}).get(name) is True for section in ("general_settings", "litellm_settings"))
+def _flag_off(settings: dict[str, Any], check_id: str, name: str, harm: str, ok: str) -> dict[str, Any]:
+    """A check that a setting of the proxy's config.yaml is not true (general or litellm settings)."""
+    try:
+        document = _proxy_settings(settings)
+    except (OSError, yaml.YAMLError) as err:
+        return _result(check_id, FAIL, f"cannot read the proxy's config: {err}")
+    sections = ("general_settings", "litellm_settings")
+    if any((document.get(section) or {}).get(name) is True for section in sections):
+        return _result(check_id, FAIL, f"{name} is true: {harm}")
+    return _result(check_id, PASS, ok)
 
 
 def check_prompts(settings: dict[str, Any]) -> dict[str, Any]:
-    try:
-        document = _proxy_settings(settings)
-    except (OSError, yaml.YAMLError) as err:
-        return _result("SEC-02", FAIL, f"cannot read the proxy's config: {err}")
-    if _flag(document, "store_prompts_in_spend_logs"):
-        return _result("SEC-02", FAIL, "store_prompts_in_spend_logs is true: user prompts are kept in the spend logs")
-    return _result("SEC-02", PASS, "prompts are not stored in the spend logs")
+    return _flag_off(
+        settings,
+        "SEC-02",
+        "store_prompts_in_spend_logs",
+        "user prompts are kept in the spend logs",
+        "prompts are not stored in the spend logs",
+    )
 
 
 def check_error_logs(settings: dict[str, Any]) -> dict[str, Any]:
-    try:
-        document = _proxy_settings(settings)
-    except (OSError, yaml.YAMLError) as err:
-        return _result("SEC-07", FAIL, f"cannot read the proxy's config: {err}")
-    if _flag(document, "disable_error_logs"):
-        return _result("SEC-07", FAIL, "disable_error_logs is true: the proxy hides its failures")
-    return _result("SEC-07", PASS, "error logs are on")
+    return _flag_off(settings, "SEC-07", "disable_error_logs", "the proxy hides its failures", "error logs are on")
 
 
 # --- SEC-03 -------------------------------------------------------------------
@@ -104,17 +106,24 @@ def key_expiry(settings: dict[str, Any], cursor) -> dict[str, Any]:
     return {"expired": expired, "lingering": lingering, "expiring": soon}
 
 
-def check_keys(settings: dict[str, Any]) -> dict[str, Any]:
-    policy = settings["compliance"]["keys"]
+def _read_db(settings: dict[str, Any], read) -> tuple[Any, str | None]:
+    """read(settings, cursor) on LiteLLM's database, or None and why it could not be reached."""
     try:
         conn = db.connect(settings)
     except config.OpsError as err:
-        return _result("SEC-03", FAIL, str(err))
+        return None, str(err)
     try:
         with conn.cursor() as cursor:
-            found = key_expiry(settings, cursor)
+            return read(settings, cursor), None
     finally:
         conn.close()
+
+
+def check_keys(settings: dict[str, Any]) -> dict[str, Any]:
+    policy = settings["compliance"]["keys"]
+    found, error = _read_db(settings, key_expiry)
+    if error:
+        return _result("SEC-03", FAIL, error)
     if found["lingering"]:
         return _result(
             "SEC-03",
@@ -214,15 +223,9 @@ def connection_usage(settings: dict[str, Any], cursor) -> dict[str, int]:
 
 
 def check_pool(settings: dict[str, Any]) -> dict[str, Any]:
-    try:
-        conn = db.connect(settings)
-    except config.OpsError as err:
-        return _result("DB-06", FAIL, str(err))
-    try:
-        with conn.cursor() as cursor:
-            usage = connection_usage(settings, cursor)
-    finally:
-        conn.close()
+    usage, error = _read_db(settings, connection_usage)
+    if error:
+        return _result("DB-06", FAIL, error)
     threshold = float(settings["compliance"]["pool"]["usage_threshold"])
     available = usage["max_connections"] - usage["reserved"]
     if usage["pool_total"] > available:
