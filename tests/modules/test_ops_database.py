@@ -188,3 +188,15 @@ def test_pool_check_compares_with_max_connections(live):
     result = compliance.check_pool(huge)
     assert result["status"] == "fail"
     assert "the proxies may open 1200 connections" in result["detail"]
+
+
+def test_a_database_without_litellm_tables_is_named(live):
+    settings, db, _scratch = live
+    db.sql('DROP TABLE "LiteLLM_SkillsTable"; DROP TABLE "LiteLLM_VerificationToken"')
+    Path(settings["knowledge"]["dir"]).mkdir()
+    with pytest.raises(
+        config.OpsError, match=r"\"LiteLLM_SkillsTable\" does not exist in ops_live_\w+: LiteLLM's schema"
+    ):
+        knowledge.sync(settings)
+    with pytest.raises(config.OpsError, match="LiteLLM_VerificationToken"):
+        keys.prune(settings, check=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from . import config
@@ -58,3 +60,21 @@ def table_counts(cursor) -> dict[str, int]:
         cursor.execute(sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(table)))
         counts[table] = cursor.fetchone()[0]
     return counts
+
+
+@contextmanager
+def transaction(settings: dict[str, Any]) -> Iterator[Any]:
+    """A cursor in one transaction on LiteLLM's database; a missing LiteLLM table is named, not a traceback."""
+    import psycopg2
+
+    conn = connect(settings)
+    try:
+        with conn, conn.cursor() as cursor:
+            yield cursor
+    except psycopg2.errors.UndefinedTable as err:
+        raise config.OpsError(
+            f"{str(err).splitlines()[0]} in {settings['database']['name']}: LiteLLM's schema is not there"
+            " (run playbooks/schema.yml, or a LiteLLM release that has this table)"
+        ) from err
+    finally:
+        conn.close()

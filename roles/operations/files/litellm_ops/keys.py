@@ -14,14 +14,10 @@ WHERE expires IS NOT NULL AND expires < now() - make_interval(days => %s)
 
 def prune(settings: dict[str, Any], check: bool = False) -> dict[str, Any]:
     grace = int(settings["compliance"]["keys"]["grace_days"])
-    conn = db.connect(settings)
-    try:
-        with conn, conn.cursor() as cursor:
-            verb = "SELECT" if check else "DELETE"
-            tail = "" if check else " RETURNING coalesce(key_alias, key_name, left(token, 8))"
-            head = "coalesce(key_alias, key_name, left(token, 8)) " if check else ""
-            cursor.execute(f"{verb} {head}{SQL}{tail}", (grace,))
-            labels = sorted(r[0] for r in cursor.fetchall())
-    finally:
-        conn.close()
+    with db.transaction(settings) as cursor:
+        verb = "SELECT" if check else "DELETE"
+        tail = "" if check else " RETURNING coalesce(key_alias, key_name, left(token, 8))"
+        head = "coalesce(key_alias, key_name, left(token, 8)) " if check else ""
+        cursor.execute(f"{verb} {head}{SQL}{tail}", (grace,))
+        labels = sorted(r[0] for r in cursor.fetchall())
     return {"changed": bool(labels), "check_mode": check, "grace_days": grace, "keys": labels}

@@ -76,45 +76,41 @@ def sync(settings: dict[str, Any], check: bool = False) -> dict[str, Any]:
     import psycopg2
 
     wanted = read_all(Path(settings["knowledge"]["dir"]))
-    conn = db.connect(settings)
-    try:
-        with conn, conn.cursor() as cursor:
-            cursor.execute(
-                "SELECT skill_id, metadata::jsonb ->> 'sha256' FROM \"LiteLLM_SkillsTable\""
-                " WHERE metadata::jsonb ->> 'managed_by' = %s FOR UPDATE",
-                (MANAGED_BY,),
-            )
-            stored = dict(cursor.fetchall())
-            steps = plan(wanted, stored)
-            if not check:
-                for skill_id in steps["add"] + steps["update"]:
-                    skill = wanted[skill_id]
-                    metadata = json.dumps(
-                        {"managed_by": MANAGED_BY, "sha256": skill["sha256"], "source_dir": skill["source_dir"]}
-                    )
-                    cursor.execute(
-                        'INSERT INTO "LiteLLM_SkillsTable" (skill_id, display_title, description, instructions,'
-                        " source, file_content, file_name, file_type, metadata, created_by, updated_by, updated_at)"
-                        " VALUES (%s, %s, %s, %s, 'custom', %s, %s, 'application/zip', %s::jsonb, 'litellm-ops',"
-                        " 'litellm-ops', now())"
-                        " ON CONFLICT (skill_id) DO UPDATE SET display_title = EXCLUDED.display_title,"
-                        " description = EXCLUDED.description, instructions = EXCLUDED.instructions,"
-                        " file_content = EXCLUDED.file_content, file_name = EXCLUDED.file_name,"
-                        " metadata = EXCLUDED.metadata, updated_by = 'litellm-ops', updated_at = now()",
-                        (
-                            skill_id,
-                            skill["display_title"],
-                            skill["description"],
-                            skill["instructions"],
-                            psycopg2.Binary(skill["file_content"]),
-                            skill["file_name"],
-                            metadata,
-                        ),
-                    )
-                if steps["remove"]:
-                    cursor.execute('DELETE FROM "LiteLLM_SkillsTable" WHERE skill_id = ANY(%s)', (steps["remove"],))
-    finally:
-        conn.close()
+    with db.transaction(settings) as cursor:
+        cursor.execute(
+            "SELECT skill_id, metadata::jsonb ->> 'sha256' FROM \"LiteLLM_SkillsTable\""
+            " WHERE metadata::jsonb ->> 'managed_by' = %s FOR UPDATE",
+            (MANAGED_BY,),
+        )
+        stored = dict(cursor.fetchall())
+        steps = plan(wanted, stored)
+        if not check:
+            for skill_id in steps["add"] + steps["update"]:
+                skill = wanted[skill_id]
+                metadata = json.dumps(
+                    {"managed_by": MANAGED_BY, "sha256": skill["sha256"], "source_dir": skill["source_dir"]}
+                )
+                cursor.execute(
+                    'INSERT INTO "LiteLLM_SkillsTable" (skill_id, display_title, description, instructions,'
+                    " source, file_content, file_name, file_type, metadata, created_by, updated_by, updated_at)"
+                    " VALUES (%s, %s, %s, %s, 'custom', %s, %s, 'application/zip', %s::jsonb, 'litellm-ops',"
+                    " 'litellm-ops', now())"
+                    " ON CONFLICT (skill_id) DO UPDATE SET display_title = EXCLUDED.display_title,"
+                    " description = EXCLUDED.description, instructions = EXCLUDED.instructions,"
+                    " file_content = EXCLUDED.file_content, file_name = EXCLUDED.file_name,"
+                    " metadata = EXCLUDED.metadata, updated_by = 'litellm-ops', updated_at = now()",
+                    (
+                        skill_id,
+                        skill["display_title"],
+                        skill["description"],
+                        skill["instructions"],
+                        psycopg2.Binary(skill["file_content"]),
+                        skill["file_name"],
+                        metadata,
+                    ),
+                )
+            if steps["remove"]:
+                cursor.execute('DELETE FROM "LiteLLM_SkillsTable" WHERE skill_id = ANY(%s)', (steps["remove"],))
     changed = bool(steps["add"] or steps["update"] or steps["remove"])
     return {
         "status": "ok",
