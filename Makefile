@@ -43,8 +43,9 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	ruff check .
 	ruff format --check .
 
-unit: venv ## Unit tests (pytest): the playbooks' contracts and the litellm_ops package
-	pytest tests/unit tests/ops
+unit: venv ## Unit tests (pytest): the playbooks' contracts, then the litellm_ops package
+	pytest tests/unit
+	pytest tests/ops
 
 module-test: test-packages venv test-postgres test-wheels test-oracles ## Module tests against a real PostgreSQL 15
 	LITELLM_TEST_REQUIRE=1 LITELLM_TEST_PG_USER=$(PG_TEST_USER) LITELLM_TEST_PG_PASSWORD_FILE=$(PG_TEST_PASSWORD_FILE) \

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from . import backup, compliance, config, exporter, health, inventory, keys, knowledge, probe, stray
@@ -21,8 +22,8 @@ def cmd_backup(settings: dict[str, Any], args: argparse.Namespace) -> int:
     except config.OpsError as err:
         config.write_result(settings, "backup", {"status": "error", "error": str(err), "last_success": previous})
         raise
-    path = config.write_result(settings, "backup", outcome)
-    outcome["last_success"] = {**outcome, "finished_at": json.loads(path.read_text())["finished_at"]}
+    outcome["finished_at"] = time.time()
+    outcome["last_success"] = dict(outcome)
     config.write_result(settings, "backup", outcome)
     _print({k: v for k, v in outcome.items() if k != "last_success"})
     return 0
