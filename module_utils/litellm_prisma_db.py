@@ -977,7 +977,7 @@ class SchemaSync:
                     if needs_autocommit:
                         # Check mode: the same index, built inside the transaction that is rolled back.
                         stmt = re.sub(r"\bCONCURRENTLY\s+", "", stmt, flags=re.I)
-                    self._preflight_unique(migration, stmt)
+                    self._preflight_unique(migration.name, stmt)
                     if baseline:
                         skipped += not self._baseline_statement(stmt, created)
                     else:
@@ -1057,7 +1057,12 @@ class SchemaSync:
         return True
 
     # -- duplicates (DB-04) -----------------------------------------------------------
-    def _preflight_unique(self, migration: Migration, stmt: str) -> None:
+    def _preflight_unique(self, source: str, stmt: str, strict: bool = True) -> None:
+        """Rows that would break the unique index STMT creates: reported, and removed when asked.
+
+        SOURCE names what creates it (a migration, or the repair of schema.prisma's index). Not
+        strict: without remove_duplicates the duplicates are only reported (the repair then warns).
+        """
         m = CREATE_UNIQUE.match(stmt)
         if not m:
             return
@@ -1088,7 +1093,7 @@ class SchemaSync:
             for g in groups[:5]
         ]
         report = {
-            "migration": migration.name,
+            "migration": source,
             "index": index,
             "table": table,
             "columns": columns,
@@ -1097,9 +1102,11 @@ class SchemaSync:
             "samples": samples,
         }
         self.result["duplicates"].append(report)
+        if not self.options.remove_duplicates and not strict:
+            return
         if not self.options.remove_duplicates:
             raise SyncError(
-                f"migration {migration.name} creates the unique index {index} on {table} ({', '.join(columns)}), "
+                f"migration {source} creates the unique index {index} on {table} ({', '.join(columns)}), "
                 f"but {len(groups)} groups of rows share the same values ({extra} rows too many); it would fail. "
                 f"Nothing was changed. Set remove_duplicates: true to keep the newest row of each group "
                 f"(the removed rows are saved to {self.options.backup_dir} first), or clean them up by hand."
@@ -1222,6 +1229,9 @@ class SchemaSync:
         for d in drift:
             if d.repairable and d.kind == "missing_index" and d.table not in new_tables:
                 ix = next(ix for ix in expected.tables[d.table].indexes if ix.name == d.name)
+                if ix.unique:
+                    # DB-04: duplicates would make the index fail; removed first when asked (backed up).
+                    self._preflight_unique("repair", index_sql(d.table, ix), strict=False)
                 statements.append((d, index_sql(d.table, ix)))
         for table in expected.tables.values():
             for fk in table.foreign_keys:
@@ -1241,8 +1251,8 @@ class SchemaSync:
             try:
                 self.write(sql)
             except psycopg2.Error as exc:
+                # The statement raised before write() recorded it: nothing to take back from executed.
                 self.cur.execute("ROLLBACK TO SAVEPOINT litellm_repair")
-                self.executed.pop()
                 reason = (exc.pgerror or str(exc)).strip().splitlines()[0]
                 self.result["warnings"].append(f"could not repair {d.kind} {d.table} {d.name}: {reason}")
                 continue

@@ -376,6 +376,62 @@ def test_db04_duplicates_are_reported_and_removed_only_when_asked(module, databa
     assert database.sql("SELECT to_regclass('\"LiteLLM_DailyTeamSpend_team_id_date_key\"') IS NOT NULL") == [(True,)]
 
 
+TEAM_DAY_KEY = "LiteLLM_DailyTeamSpend_team_id_date_api_key_model_custom_ll_key"
+
+
+def test_db04_duplicates_blocking_a_dropped_unique_index_are_removed_on_repair(module, database, releases, tmp_path):
+    """The index was dropped by hand and duplicates crept in: the repair reports them and, when
+    asked, keeps the newest row of each group before it builds the index again."""
+    release = releases["1.80.16"]
+    migrated(module, database, release)
+    database.sql(f'DROP INDEX "{TEAM_DAY_KEY}"')
+    for model, updated in (("gpt-a", "2026-11-01 10:00"), ("gpt-a", "2026-11-01 12:00"), ("gpt-b", "2026-11-01 09:00")):
+        database.sql(
+            'INSERT INTO "LiteLLM_DailyTeamSpend" (id, team_id, date, api_key, model, custom_llm_provider, '
+            "mcp_namespaced_tool_name, endpoint, updated_at) VALUES (gen_random_uuid()::text, 'team-a', "
+            "'2026-11-01', 'hashed-key', %s, 'openai', '', '/chat/completions', %s)",
+            (model, updated),
+        )
+    backups = tmp_path / "backups"
+    args = {
+        "database_url": database.url,
+        "schema_file": str(release.schema),
+        "migrations_dir": str(release.migrations),
+        "repair": True,
+        "backup_dir": str(backups),
+    }
+    before = database.dump()
+
+    # Without remove_duplicates: reported, the index is left missing with the reason, nothing written.
+    rc, result, raw = module(args)
+    assert rc == 0, raw
+    reported = [(d["index"], d["rows_to_remove"], d["migration"]) for d in result["duplicates"]]
+    assert reported == [(TEAM_DAY_KEY, 1, "repair")]
+    assert ("missing_index", "LiteLLM_DailyTeamSpend", TEAM_DAY_KEY) in drift_keys(result)
+    assert any("could not repair missing_index" in w for w in result["warnings"])
+    assert "hashed-key" not in json.dumps(result)
+    assert database.sql('SELECT count(*) FROM "LiteLLM_DailyTeamSpend"') == [(3,)]
+
+    args["remove_duplicates"] = True
+    rc, planned, raw = module(args, check=True)
+    assert rc == 0, raw
+    assert planned["duplicates"][0]["removed"] == 1
+    assert planned["drift"] == []
+    assert not backups.exists()
+    assert database.dump() == before, "check mode wrote to the database"
+
+    rc, result, raw = module(args)
+    assert rc == 0, raw
+    assert result["drift"] == []
+    assert database.sql('SELECT model, updated_at::text FROM "LiteLLM_DailyTeamSpend" ORDER BY model') == [
+        ("gpt-a", "2026-11-01 12:00:00"),
+        ("gpt-b", "2026-11-01 09:00:00"),
+    ]
+    (backup,) = result["backup_files"]
+    assert Path(backup).stat().st_mode & 0o777 == 0o600
+    assert database.sql(f"SELECT to_regclass('\"{TEAM_DAY_KEY}\"') IS NOT NULL") == [(True,)]
+
+
 # ------------------------------------------------------------------ baseline of a db-push database
 
 
