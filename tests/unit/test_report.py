@@ -1,0 +1,129 @@
+"""The remediation report filters: found, fixed, left and not audited, from two audits."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("litellm_report", PROJECT / "filter_plugins" / "litellm_report.py")
+report_mod = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(report_mod)
+
+CATALOGUE = (Path("/work/shared/docs/incidents.md"), PROJECT.parent / "shared" / "docs" / "incidents.md")
+
+
+def compliance(**statuses: str) -> dict:
+    checks = [
+        {"id": check_id.replace("_", "-"), "status": s, "detail": f"{s} detail"} for check_id, s in statuses.items()
+    ]
+    return {"status": "fail" if "fail" in statuses.values() else "pass", "checks": checks}
+
+
+HEALTHY = {
+    "schema": {"pending": [], "repaired": [], "drift": [], "duplicates": [], "client": None},
+    "model_table": {"findings": []},
+    "compliance": compliance(SEC_04="pass", OPS_06="pass", SEC_03="pass"),
+    "rendered": {"checked": ["MT-05"], "findings": []},
+}
+BROKEN = {
+    "schema": {
+        "pending": ["20260107111013_add_router_settings_to_keys_teams"],
+        "repaired": [{"kind": "missing_table", "table": "LiteLLM_SkillsTable", "message": 'table "X" is missing'}],
+        "drift": [],
+        "duplicates": [
+            {"index": "ix", "table": "LiteLLM_DailyTeamSpend", "groups": 1, "rows_to_remove": 2, "migration": "repair"}
+        ],
+        "client": None,
+    },
+    "model_table": {"findings": [{"id": "MT-02", "kind": "double_encrypted", "message": "row a | encrypted 2 times"}]},
+    "compliance": compliance(SEC_04="fail", OPS_06="fail", SEC_03="warn"),
+    "rendered": {"checked": ["MT-05"], "findings": [{"id": "MT-05", "detail": "config.yaml differs"}]},
+}
+
+
+def entry(report: dict, incident: str) -> dict:
+    return next(e for e in report["incidents"] if e["id"] == incident)
+
+
+def test_every_catalogue_id_is_in_the_report_in_the_catalogue_order():
+    report = report_mod.remediation_report({"gw": {"before": HEALTHY, "after": HEALTHY}}, False, {"gw": "passed"})
+    ids = [e["id"] for e in report["incidents"]]
+    catalogue = next((p for p in CATALOGUE if p.exists()), None)
+    if catalogue is None:
+        pytest.skip("the incident catalogue (../shared/docs/incidents.md) is not on this machine")
+    assert ids == re.findall(r"^- \*\*([A-Z]+-\d\d) ", catalogue.read_text(encoding="utf-8"), re.M)
+
+
+def test_a_healthy_host_gives_a_clean_report_and_says_why_the_rest_is_not_audited():
+    report = report_mod.remediation_report({"gw": {"before": HEALTHY, "after": HEALTHY}}, False, {"gw": "passed"})
+    assert report["clean"] is True
+    assert report["summary"]["found"] == report["summary"]["fixed"] == report["summary"]["left"] == []
+    assert {"DB-01", "DB-02", "DB-04", "DB-05", "MT-01", "MT-05", "SEC-04", "OPS-06", "OPS-07"} <= set(
+        report["summary"]["ok"]
+    )
+    for e in report["incidents"]:
+        if e["status"] == "not_audited":
+            assert e["reason"], e["id"]
+
+
+def test_check_mode_reports_what_it_found_and_fixes_nothing():
+    report = report_mod.remediation_report({"gw": {"before": BROKEN, "after": BROKEN}}, True, {"gw": "passed"})
+    assert report["mode"] == "check"
+    assert report["summary"]["found"] == ["DB-01", "DB-02", "DB-04", "MT-02", "MT-05", "SEC-04", "OPS-06"]
+    assert report["summary"]["fixed"] == []
+    assert entry(report, "DB-04")["hosts"]["gw"]["found"] == [
+        "2 duplicate row(s) in 1 group(s) of LiteLLM_DailyTeamSpend block the unique index ix"
+    ]
+    assert entry(report, "SEC-04")["hosts"]["gw"]["reason"] == "check mode: nothing was changed"
+    assert entry(report, "SEC-03")["status"] == "ok"
+    assert entry(report, "SEC-03")["hosts"]["gw"]["warnings"] == ["warn detail"]
+    assert report["clean"] is False
+
+
+def test_a_run_says_what_it_fixed_and_what_it_left_with_the_reason():
+    after = {**HEALTHY, "compliance": compliance(SEC_04="fail", OPS_06="pass", SEC_03="pass")}
+    report = report_mod.remediation_report({"gw": {"before": BROKEN, "after": after}}, False, {"gw": "passed"})
+    assert report["summary"]["fixed"] == ["DB-01", "DB-02", "DB-04", "MT-02", "MT-05", "OPS-06"]
+    assert report["summary"]["left"] == ["SEC-04"]
+    assert entry(report, "SEC-04")["hosts"]["gw"] == {
+        "status": "left",
+        "found": ["fail detail"],
+        "left": ["fail detail"],
+    }
+
+
+def test_a_host_that_stopped_leaves_what_it_found_and_fails_the_smoke():
+    report = report_mod.remediation_report({"gw": {"before": BROKEN}}, False, {"gw": ""})
+    assert report["summary"]["fixed"] == []
+    assert "MT-02" in report["summary"]["left"]
+    assert entry(report, "OPS-07")["status"] == "left"
+    assert report["errors"] == ["gw: the run stopped on an error before its final audit"]
+
+
+def test_an_audit_that_could_not_run_is_named_and_checks_nothing():
+    broken_audit = {**HEALTHY, "model_table": {"error": "could not connect"}}
+    report = report_mod.remediation_report({"gw": {"before": broken_audit, "after": broken_audit}}, False, {})
+    assert entry(report, "MT-02")["status"] == "not_audited"
+    assert report["errors"] == [
+        "gw: the before audit of the model table could not run: could not connect",
+        "gw: the after audit of the model table could not run: could not connect",
+    ]
+    assert report["clean"] is False
+
+
+def test_the_markdown_has_a_row_per_incident_and_host_and_escapes_pipes():
+    report = report_mod.remediation_report({"gw": {"before": BROKEN, "after": BROKEN}}, True, {"gw": "passed"})
+    text = report_mod.remediation_markdown(report)
+    rows = [line for line in text.splitlines() if re.match(r"^\| [A-Z]+-\d\d ", line)]
+    assert len(rows) == 30
+    assert "| MT-02 | double encryption | found | gw | found: row a \\| encrypted 2 times" in text
+    assert "- Clean: no" in text
+
+
+def test_audits_that_are_not_a_mapping_are_refused():
+    with pytest.raises(report_mod.AnsibleFilterError, match="must be a mapping of hosts, not list"):
+        report_mod.remediation_report([], False)
