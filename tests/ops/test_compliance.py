@@ -200,3 +200,21 @@ def test_a_check_that_breaks_fails_under_its_id(monkeypatch):
     assert outcome["status"] == "fail"
     assert outcome["failed"] == ["SEC-04"]
     assert outcome["checks"][0]["detail"].startswith("the check could not run: KeyError")
+
+
+def test_the_audit_prints_the_result_and_saves_nothing_with_no_save(tmp_path, monkeypatch, capsys):
+    """The remediation report's audit runs `compliance --no-save`: the timer's result stays as it was."""
+    from litellm_ops import __main__ as cli
+
+    state = tmp_path / "state"
+    config_file = tmp_path / "ops.json"
+    config_file.write_text(json.dumps({"state_dir": str(state)}), encoding="utf-8")
+    outcome = {"status": "fail", "failed": ["SEC-04"], "checks": [{"id": "SEC-04", "status": "fail", "detail": "x"}]}
+    monkeypatch.setattr(compliance, "run", lambda settings: outcome)
+
+    assert cli.main(["--config", str(config_file), "compliance", "--no-save"]) == 1
+    assert json.loads(capsys.readouterr().out) == outcome
+    assert not (state / "compliance.json").exists()
+
+    assert cli.main(["--config", str(config_file), "compliance"]) == 1
+    assert json.loads((state / "compliance.json").read_text(encoding="utf-8"))["failed"] == ["SEC-04"]

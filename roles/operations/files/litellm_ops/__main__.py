@@ -64,9 +64,11 @@ def _audit(name: str, run) -> Any:
         try:
             outcome = run(settings)
         except config.OpsError as err:
-            config.write_result(settings, name, {"status": "error", "error": str(err)})
+            if not args.no_save:
+                config.write_result(settings, name, {"status": "error", "error": str(err)})
             raise
-        config.write_result(settings, name, outcome)
+        if not args.no_save:
+            config.write_result(settings, name, outcome)
         _print(outcome)
         return 0 if outcome["status"] in ("pass", "ok", "degraded") else 1
 
@@ -107,9 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--old-fingerprint", action="append", default=[], help="also accept this one (rotation)")
         if name == "restore":
             p.add_argument("--database", required=True, help="the (scratch) database to restore into")
-    sub.add_parser("compliance", help="check the incidents that can be checked on this host")
-    sub.add_parser("inventory", help="compare what the proxy serves with the catalogue (MT-04)")
-    sub.add_parser("probe", help="probe each model's capabilities through the proxy (OPS-07)")
+    for name, text in (
+        ("compliance", "check the incidents that can be checked on this host"),
+        ("inventory", "compare what the proxy serves with the catalogue (MT-04)"),
+        ("probe", "probe each model's capabilities through the proxy (OPS-07)"),
+    ):
+        sub.add_parser(name, help=text).add_argument(
+            "--no-save", action="store_true", help="print the result only (an audit that changes nothing)"
+        )
     for name, text in (
         ("knowledge", "sync the skill files into LiteLLM_SkillsTable"),
         ("prune-keys", "delete keys expired longer ago than the grace period (SEC-03)"),
