@@ -27,7 +27,7 @@ TEST_ORACLES := 1.80.16 1.103.7
 PG_TEST_USER := litellm_schema_test
 PG_TEST_PASSWORD_FILE := $(TEST_CACHE)/pg-test-password
 
-.PHONY: help deploy test lint unit module-test molecule bench bench-schema bench-model-table bench-models demo demo-shell demo-destroy venv deploy-packages test-packages test-postgres test-wheels test-oracles clean
+.PHONY: help deploy test lint unit module-test molecule bench bench-schema bench-model-table bench-models bench-rerun demo demo-shell demo-destroy venv deploy-packages test-packages test-postgres test-wheels test-oracles clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -51,8 +51,8 @@ module-test: test-packages venv test-postgres test-wheels test-oracles ## Module
 	LITELLM_TEST_REQUIRE=1 LITELLM_TEST_PG_USER=$(PG_TEST_USER) LITELLM_TEST_PG_PASSWORD_FILE=$(PG_TEST_PASSWORD_FILE) \
 	LITELLM_TEST_WHEELS=$(TEST_CACHE)/wheels LITELLM_TEST_ORACLES=$(TEST_CACHE) pytest tests/modules
 
-molecule: test-packages venv ## molecule test of the default scenario (systemd-nspawn)
-	molecule test
+molecule: test-packages venv ## molecule test of both scenarios on one systemd-nspawn host (default, then remediation)
+	molecule test --all --shared-state
 
 bench: demo ## Chat completions through the deployed proxy vs. LiteLLM's documented start (rps, p50, p99)
 	python3 bench/proxy_bench.py $(BENCH_ARGS)
@@ -67,6 +67,9 @@ bench-model-table: test-packages venv test-postgres test-wheels test-oracles ## 
 
 bench-models: demo ## Local model layer: memory at rest, cold vs. warm first token (socket activation), gate decision time
 	python3 bench/models_bench.py $(BENCH_ARGS)
+
+bench-rerun: demo ## No-op re-run of site.yml, remediate.yml on a healthy host, --tags hardening vs. a ping (s, ratio)
+	python3 bench/rerun_bench.py $(BENCH_ARGS)
 
 demo: test-packages venv ## Converge the stack in a throwaway container and keep it
 	molecule converge

@@ -1,5 +1,5 @@
-"""The operations layer on the converged host: timers, backups and restore, the health server, the
-exporter, and the compliance check against injected incidents.
+"""The operations layer on the converged host: timers, backups and restore, the health server and
+the exporter. The compliance check against injected incidents is in the remediation scenario.
 
 The tests run the units as systemd runs them (systemctl start), read what they wrote, and reach the
 servers from this machine on 127.0.0.1 (the container shares its network).
@@ -213,47 +213,3 @@ def test_metrics_have_real_values(host):
     assert metric(text, 'litellm_ops_probe_latency_seconds{capability="chat",model="chat-selftest-mock"}') > 0
     # No GPU here: no VRAM series rather than made-up ones.
     assert "litellm_ops_gpu_memory_used_bytes{" not in text
-
-
-INJECT = {
-    "SEC-01": "sed -i 's/^Version: .*/Version: 2.5.0/'"
-    " /opt/litellm/venv/lib/python3.11/site-packages/urllib3-*.dist-info/METADATA",
-    "SEC-02": "sed -i 's/store_prompts_in_spend_logs: false/store_prompts_in_spend_logs: true/'"
-    " /etc/litellm/config.yaml",
-    "SEC-07": "sed -i 's/disable_error_logs: false/disable_error_logs: true/' /etc/litellm/config.yaml",
-    "SEC-04": "chmod 0777 /var/lib/litellm/artifacts",
-    "OPS-06": "cp /etc/litellm/config.yaml /etc/litellm/config.yaml.bak",
-    "SEC-06": "python3 -c \"import json; p = '/etc/litellm-ops/ops.json'; d = json.load(open(p));"
-    " d['health']['host'] = '0.0.0.0'; json.dump(d, open(p, 'w'))\""
-    " && systemctl restart litellm-ops-health.service",
-    "DB-06": "sed -i 's/^max_connections = .*/max_connections = 50/'"
-    " /etc/postgresql/15/main/conf.d/50-litellm-gateway.conf"
-    " && systemctl restart postgresql@15-main.service",
-    "OPS-01": "sed -i 's#^StandardOutput=journal#StandardOutput=append:/var/log/litellm.log#'"
-    " /etc/systemd/system/litellm-proxy.service && systemctl daemon-reload",
-}
-
-
-def test_compliance_fails_each_injected_incident_and_passes_after_converge(host):
-    assert start(host, "compliance").rc == 0
-    injected_at = time.time()
-    expired = "now() - interval '40 days'"
-    sql(
-        host,
-        f'INSERT INTO "LiteLLM_VerificationToken" (token, key_alias, expires) VALUES '
-        f"('molecule-expired', 'molecule-expired-key', {expired})",
-    )
-    for command in INJECT.values():
-        host.check_output(command)
-    assert start(host, "compliance").rc != 0
-    outcome = result(host, "compliance")
-    assert outcome["finished_at"] >= injected_at
-    assert outcome["failed"] == sorted([*INJECT, "SEC-03"]), json.dumps(outcome["checks"], indent=1)
-
-    rc, output, _changed = run_playbook(str(PROJECT / "site.yml"))
-    assert rc == 0, output[-3000:]
-    assert start(host, "compliance").rc == 0, json.dumps(result(host, "compliance")["checks"], indent=1)
-    assert result(host, "compliance")["failed"] == []
-    assert host.run("test -e /etc/litellm/config.yaml.bak").rc != 0
-    assert "config.yaml.bak" in host.check_output("find /var/lib/litellm/archive -name 'config.yaml.bak'")
-    assert sql(host, "SELECT count(*) FROM \"LiteLLM_VerificationToken\" WHERE token = 'molecule-expired'") == "0"

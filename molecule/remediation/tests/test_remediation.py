@@ -1,0 +1,222 @@
+"""A broken host made right: every incident the test machine can hold is injected into the
+converged host, remediate.yml --check names each one and changes nothing, remediate.yml fixes
+them all and the smoke validation passes, and a second run changes nothing and reports clean.
+
+The tests run in file order and build on each other, like the operator's session they stand
+for. LiteLLM's own helpers (in the proxy's venv) write the broken model rows; the old salt key
+is made on the host and reaches Ansible only through a 0600 vars file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT, SECRET_NAMES, run_playbook, secret
+from test_model_table import LOCAL, litellm, sql
+
+EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+REPORTS = Path(os.environ["LITELLM_REPORT_DIR"])
+OLD_KEY_FILE = "/root/.molecule-old-salt-key"
+OLD_KEY_VARS = EPHEMERAL / "old-salt-keys.yml"
+REMEDIATE = str(PROJECT / "playbooks" / "remediate.yml")
+STATE = "/var/lib/litellm-ops"
+PSQL_ADMIN = "runuser -u postgres -- psql -p 5434 -d postgres -v ON_ERROR_STOP=1 -qAt"
+ROLLED_BACK = "20260107111013_add_router_settings_to_keys_teams"
+TEAM_DAY_KEY = "LiteLLM_DailyTeamSpend_team_id_date_api_key_model_custom_ll_key"
+
+# Host-level incidents, each with the shell command that causes it (as the incident did).
+INJECT = {
+    "SEC-01": "sed -i 's/^Version: .*/Version: 2.5.0/'"
+    " /opt/litellm/venv/lib/python3.11/site-packages/urllib3-*.dist-info/METADATA",
+    "SEC-02": "sed -i 's/store_prompts_in_spend_logs: false/store_prompts_in_spend_logs: true/'"
+    " /etc/litellm/config.yaml",
+    "SEC-07": "sed -i 's/disable_error_logs: false/disable_error_logs: true/' /etc/litellm/config.yaml",
+    "SEC-04": "chmod 0777 /var/lib/litellm/artifacts /var/lib/litellm/archive",
+    "OPS-06": "cp /etc/litellm/config.yaml /etc/litellm/config.yaml.bak"
+    " && cp /etc/litellm/config.yaml /etc/litellm/config.runtime.yaml",
+    "SEC-06": "python3 -c \"import json; p = '/etc/litellm-ops/ops.json'; d = json.load(open(p));"
+    " d['health']['host'] = '0.0.0.0'; json.dump(d, open(p, 'w'))\""
+    " && systemctl restart litellm-ops-health.service",
+    "DB-06": "sed -i 's/^max_connections = .*/max_connections = 50/'"
+    " /etc/postgresql/15/main/conf.d/50-litellm-gateway.conf"
+    " && systemctl restart postgresql@15-main.service",
+    # A hand-edited unit: another venv, and output to a file instead of the journal.
+    "OPS-01": "ln -sfn /opt/litellm/venv /opt/litellm-stray-venv"
+    " && sed -i -e 's#/opt/litellm/venv/#/opt/litellm-stray-venv/#g'"
+    " -e 's#^StandardOutput=journal#StandardOutput=append:/var/log/litellm.log#'"
+    " /etc/systemd/system/litellm-proxy.service && systemctl daemon-reload",
+}
+# Database incidents, in SQL as they happened: an older schema (the last migration but two rolled
+# back) and a dropped column (DB-01), a dropped table (DB-02), duplicates where a unique index was
+# dropped (DB-04), no admin user (DB-05), an expired key (SEC-03), and a zombie row (MT-04).
+DAMAGE = f"""
+ALTER TABLE "LiteLLM_TeamTable" DROP COLUMN router_settings;
+ALTER TABLE "LiteLLM_VerificationToken" DROP COLUMN router_settings;
+DELETE FROM _prisma_migrations WHERE migration_name = '{ROLLED_BACK}';
+ALTER TABLE "LiteLLM_VerificationToken" DROP COLUMN organization_id;
+DROP TABLE "LiteLLM_SkillsTable";
+DROP INDEX "{TEAM_DAY_KEY}";
+INSERT INTO "LiteLLM_DailyTeamSpend" (id, team_id, date, api_key, model, custom_llm_provider,
+  mcp_namespaced_tool_name, endpoint, updated_at)
+SELECT 'molecule-dup-' || n, 'team-molecule', '2026-11-01', 'hashed-key', 'gpt-a', 'openai', '',
+  '/chat/completions', now() - n * interval '1 hour' FROM generate_series(1, 3) AS n;
+DELETE FROM "LiteLLM_UserTable" WHERE user_id = 'default_user_id';
+INSERT INTO "LiteLLM_VerificationToken" (token, key_alias, expires)
+VALUES ('molecule-expired', 'molecule-expired-key', now() - interval '40 days');
+"""
+# Every incident the report must name after the injection.
+# (The twice-encrypted and old-key rows are also MT-01: one decryption leaves ciphertext in routing fields.)
+INJECTED = {*INJECT, "DB-01", "DB-02", "DB-04", "DB-05", "MT-01", "MT-02", "MT-03", "MT-04", "MT-05", "SEC-03"}
+SNAPSHOT = r"""
+find /etc/litellm /etc/litellm-ops /etc/systemd/system /etc/postgresql /etc/redis /var/lib/litellm \
+  /opt/litellm-ops/lib /opt -maxdepth 6 -path /var/lib/litellm/ui -prune -o -printf '%p %y %m %u:%g %l\n' \
+  2>/dev/null | sort | sha256sum
+find /etc/litellm /etc/litellm-ops /etc/systemd/system /etc/postgresql /etc/redis /var/lib/litellm \
+  -path /var/lib/litellm/ui -prune -o -type f -print0 | sort -z | xargs -0 sha256sum
+sha256sum /opt/litellm/venv/lib/python3.11/site-packages/urllib3-*.dist-info/METADATA
+systemctl show -p Id,ActiveState,SubState,UnitFileState,MainPID,ExecMainStartTimestamp,ExecStart \
+  litellm-proxy.service postgresql@15-main.service redis-server.service litellm-ops-health.service \
+  litellm-ops-exporter.service
+runuser -u postgres -- pg_dump -p 5434 litellm | grep -v -e '^\\restrict' -e '^\\unrestrict' | sha256sum
+runuser -u postgres -- psql -p 5434 -d postgres -Atc 'SHOW max_connections'
+"""
+
+
+def snapshot(host) -> str:
+    """Files (path, type, mode, owner, content), units (state, PID, start time) and the database."""
+    return host.check_output(SNAPSHOT)
+
+
+def remediate(*args: str) -> tuple[int, str, int | None]:
+    return run_playbook(REMEDIATE, "-e", f"@{OLD_KEY_VARS}", *args)
+
+
+def report() -> tuple[dict, str]:
+    data = json.loads((REPORTS / "remediation-report.json").read_text(encoding="utf-8"))
+    return data, (REPORTS / "remediation-report.md").read_text(encoding="utf-8")
+
+
+def status(data: dict) -> dict[str, str]:
+    return {e["id"]: e["status"] for e in data["incidents"]}
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, str]:
+    """The Ansible output of each run, for the secrets check at the end."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def scenario_secrets(host) -> dict[str, str]:
+    found = {name: secret(name) for name in SECRET_NAMES}
+    if host.file(OLD_KEY_FILE).exists:
+        found["old salt key"] = host.check_output(f"cat {OLD_KEY_FILE}")
+    return found
+
+
+def test_break_the_converged_host(host):
+    # No timer job may write while the before/after snapshots are compared.
+    host.check_output("systemctl stop 'litellm-ops-*.timer'")
+    host.check_output(f"umask 077; head -c 36 /dev/urandom | base64 > {OLD_KEY_FILE}")
+    OLD_KEY_VARS.write_text(
+        json.dumps({"vault_litellm_old_salt_keys": [host.check_output(f"cat {OLD_KEY_FILE}")]}), encoding="utf-8"
+    )
+    OLD_KEY_VARS.chmod(0o600)
+    sql(host, DAMAGE)
+    # Model rows written by LiteLLM's own helpers: twice encrypted (MT-02), the same model again
+    # (MT-03), one under the old salt key (MT-02, old key) and one the catalogue no longer has (MT-04).
+    litellm(host, {"op": "insert_twice_encrypted", "id": "molecule-mt02", "name": "chat-default", "params": LOCAL})
+    litellm(host, {"op": "insert", "id": "molecule-mt03", "name": "chat-default", "params": LOCAL})
+    old = {**LOCAL, "api_base": "http://127.0.0.1:8081/v1"}
+    litellm(
+        host, {"op": "insert", "id": "molecule-old", "name": "chat-default", "params": old, "key_file": OLD_KEY_FILE}
+    )
+    litellm(host, {"op": "insert", "id": "molecule-mt04", "name": "embed-arctic-m-f16", "params": LOCAL})
+    for command in INJECT.values():
+        host.check_output(command)
+    # MT-05: config.yaml hand-edited away from what the inventory renders.
+    host.check_output("sed -i 's/num_retries: .*/num_retries: 7/' /etc/litellm/config.yaml")
+    assert start_compliance(host) != 0
+
+
+def start_compliance(host) -> int:
+    return host.run("systemctl start litellm-ops-compliance.service").rc
+
+
+def test_check_run_names_every_incident_and_changes_nothing(host, runs):
+    before = snapshot(host)
+    code, output, _changed = remediate("--check", "--diff")
+    runs["check"] = output
+    assert code == 0, output[-4000:]
+    assert snapshot(host) == before, "remediate.yml --check changed the host"
+    data, text = report()
+    assert data["mode"] == "check"
+    assert data["summary"]["found"] == [i for i in status(data) if i in INJECTED], json.dumps(data, indent=1)
+    assert data["summary"]["fixed"] == []
+    assert "audit (check mode, nothing changed)" in text
+
+
+def test_remediation_fixes_every_incident_and_the_smoke_passes(host, runs):
+    code, output, changed = remediate()
+    runs["remediate"] = output
+    assert code == 0, output[-4000:]
+    assert changed > 0
+    data, _text = report()
+    assert data["mode"] == "run"
+    assert data["summary"]["fixed"] == [i for i in status(data) if i in INJECTED], json.dumps(data, indent=1)
+    assert data["summary"]["found"] == data["summary"]["left"] == data["errors"] == []
+    assert status(data)["OPS-07"] == "ok"
+
+    # What the operator would look at.
+    assert start_compliance(host) == 0, host.check_output(f"cat {STATE}/compliance.json")
+    assert ROLLED_BACK in sql(host, "SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL")
+    columns = sql(
+        host,
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'LiteLLM_VerificationToken' "
+        "AND column_name IN ('organization_id', 'router_settings')",
+    )
+    assert columns == "2"
+    assert sql(host, "SELECT to_regclass('\"LiteLLM_SkillsTable\"') IS NOT NULL") == "t"
+    assert sql(host, "SELECT count(*) FROM \"LiteLLM_DailyTeamSpend\" WHERE team_id = 'team-molecule'") == "1"
+    assert sql(host, f"SELECT to_regclass('\"{TEAM_DAY_KEY}\"') IS NOT NULL") == "t"
+    assert sql(host, "SELECT user_role FROM \"LiteLLM_UserTable\" WHERE user_id = 'default_user_id'") == "proxy_admin"
+    assert sql(host, "SELECT count(*) FROM \"LiteLLM_VerificationToken\" WHERE token = 'molecule-expired'") == "0"
+    rows = litellm(host, {"op": "read"})
+    assert sorted(rows) == ["molecule-mt03", "molecule-old"]  # the duplicate and the zombie are gone
+    assert all(r["decryptable_again"] == [] for r in rows.values()), rows
+    assert rows["molecule-old"]["once"]["api_base"] == "http://127.0.0.1:8081/v1"
+    assert host.check_output("stat -c %a /var/lib/litellm/artifacts /var/lib/litellm/archive").split() == ["750"] * 2
+    assert host.run("ls /etc/litellm/config.yaml.bak /etc/litellm/config.runtime.yaml").rc != 0
+    unit = host.check_output("systemctl show -p ExecStart,StandardOutput litellm-proxy.service")
+    assert "/opt/litellm/venv/bin/" in unit
+    assert "stray" not in unit
+    assert "StandardOutput=journal" in unit
+    assert host.check_output("runuser -u postgres -- psql -p 5434 -Atc 'SHOW max_connections'") != "50"
+
+
+def test_second_run_changes_nothing_and_reports_clean(host, runs):
+    code, output, changed = remediate()
+    runs["second"] = output
+    assert code == 0, output[-4000:]
+    assert changed == 0, output[-4000:]
+    data, text = report()
+    assert data["clean"] is True, json.dumps(data, indent=1)
+    assert set(status(data).values()) == {"ok", "not_audited"}
+    assert "- Clean: yes" in text
+
+
+def test_no_secret_in_the_output_the_report_or_the_journal(host, runs, scenario_secrets):
+    assert set(runs) == {"check", "remediate", "second"}
+    journal = host.check_output("journalctl --no-pager -o cat")
+    texts = {
+        **{f"the {name} run's output": output for name, output in runs.items()},
+        **{f"the report {path.name}": path.read_text(encoding="utf-8") for path in REPORTS.iterdir()},
+        "the journal": journal,
+    }
+    assert "old salt key" in scenario_secrets
+    for name, value in scenario_secrets.items():
+        for where, text in texts.items():
+            assert value not in text, f"{name} appears in {where}"
