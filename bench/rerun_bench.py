@@ -60,6 +60,7 @@ def main() -> None:
     env = {
         **os.environ,
         "MOLECULE_EPHEMERAL_DIRECTORY": str(eph),
+        "MOLECULE_PROJECT_DIRECTORY": str(PROJECT),
         "ANSIBLE_CONFIG": str(eph / "ansible.cfg"),
         "LITELLM_SECRETS_DIR": str(eph / "secrets"),
         "LITELLM_REPORT_DIR": str(eph / "reports"),
