@@ -288,6 +288,9 @@ class Oracle:
     def decrypt(self, value: str, key: str) -> str | None:
         return self._ask({"op": "decrypt", "value": value, "key": key})
 
+    def hash_token(self, value: str) -> str:
+        return self._ask({"op": "hash_token", "value": value})
+
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(timeout=30)

@@ -6,6 +6,7 @@ answer per line out:
 
     {"op": "encrypt", "value": "...", "key": "...", "algorithm": "aes-256-gcm"}
     {"op": "decrypt", "value": "...", "key": "..."}   -> {"result": "..." or null}
+    {"op": "hash_token", "value": "sk-..."}          -> {"result": what LiteLLM stores for the key}
 
 Decryption goes through ``decrypt_value_helper`` with LITELLM_SALT_KEY set, exactly as the proxy
 loads a model row; ``null`` means LiteLLM could not decrypt it.
@@ -50,6 +51,10 @@ def handle(request: dict) -> dict:
                 request["value"], key="oracle", exception_type="debug", return_original_value=False
             )
         }
+    if op == "hash_token":
+        from litellm.proxy._types import hash_token
+
+        return {"result": hash_token(request["value"])}
     return {"error": f"unknown op {op!r}"}
 
 

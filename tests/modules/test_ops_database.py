@@ -200,3 +200,71 @@ def test_a_database_without_litellm_tables_is_named(live):
         knowledge.sync(settings)
     with pytest.raises(config.OpsError, match="LiteLLM_VerificationToken"):
         keys.prune(settings, check=True)
+
+
+def test_rotation_mints_a_replacement_litellm_accepts_with_a_90_day_expiry(
+    module, database, releases, oracles, pg_admin, tmp_path, monkeypatch
+):
+    """SEC-03, optional rotation, in LiteLLM 1.80.16's own table: check mode writes nothing; the
+    replacement copies the old key's grants, LiteLLM's own hash_token finds it, its plaintext is
+    only in a 0600 file, and a second run mints nothing."""
+    release = releases["1.80.16"]
+    rc, _result, raw = module(
+        {"database_url": database.url, "schema_file": str(release.schema), "migrations_dir": str(release.migrations)}
+    )
+    assert rc == 0, raw
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for token, alias, expires in (
+        ("hash-old", "team-a-key", now - dt.timedelta(days=3)),
+        ("hash-anon", None, now - dt.timedelta(days=3)),
+        ("hash-live", "live-key", now + dt.timedelta(days=30)),
+    ):
+        database.sql(
+            'INSERT INTO "LiteLLM_VerificationToken" (token, key_alias, expires, models, user_id, max_budget, '
+            "metadata, updated_at) VALUES (%s, %s, %s, ARRAY['gpt-4o'], 'user-a', 10, '{\"owner\": \"a\"}', now())",
+            (token, alias, expires),
+        )
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "db-password").write_text(pg_admin["password"] + "\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    rotated_dir = tmp_path / "rotated"
+    settings = {
+        "database": {
+            "host": pg_admin["host"],
+            "port": pg_admin["port"],
+            "name": database.name,
+            "user": pg_admin["user"],
+        },
+    }
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+    new_alias = f"team-a-key-rotated-{stamp}"
+
+    planned = keys.rotate(settings, 90, str(rotated_dir), check=True)
+    assert planned["changed"] is True
+    assert [(r["from"], r["to"]) for r in planned["rotated"]] == [("team-a-key", new_alias)]
+    assert database.sql('SELECT count(*) FROM "LiteLLM_VerificationToken"') == [(3,)]
+    assert not rotated_dir.exists()
+
+    result = keys.rotate(settings, 90, str(rotated_dir))
+    assert result["rotated"] == [
+        {"from": "team-a-key", "to": new_alias, "file": str(rotated_dir / f"{new_alias}.key"), "expires_in_days": 90}
+    ]
+    key_file = rotated_dir / f"{new_alias}.key"
+    assert (rotated_dir.stat().st_mode & 0o777, key_file.stat().st_mode & 0o777) == (0o700, 0o600)
+    key = key_file.read_text(encoding="utf-8").strip()
+    assert key.startswith("sk-")
+    assert key not in json.dumps(result)
+    token = oracles("1.80.16").hash_token(key)
+    ((alias, models, user, budget, metadata, spend, days, key_name),) = database.sql(
+        "SELECT key_alias, models, user_id, max_budget, metadata, spend, round(extract(epoch FROM expires - now()) "
+        '/ 86400), key_name FROM "LiteLLM_VerificationToken" WHERE token = %s',
+        (token,),
+    )
+    assert (alias, models, user, budget, spend, int(days)) == (new_alias, ["gpt-4o"], "user-a", 10, 0, 90)
+    assert metadata == {"owner": "a", "rotated_from": "hash-old"}
+    assert key_name == f"sk-...{key[-4:]}"
+    # The old key is left for prune (after the grace period); nothing else was rotated.
+    assert database.sql('SELECT count(*) FROM "LiteLLM_VerificationToken"') == [(4,)]
+
+    assert keys.rotate(settings, 90, str(rotated_dir)) == {"changed": False, "check_mode": False, "rotated": []}

@@ -9,6 +9,7 @@ is made on the host and reaches Ansible only through a 0600 vars file.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -20,7 +21,8 @@ from test_model_table import LOCAL, litellm, sql
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 REPORTS = Path(os.environ["LITELLM_REPORT_DIR"])
 OLD_KEY_FILE = "/root/.molecule-old-salt-key"
-OLD_KEY_VARS = EPHEMERAL / "old-salt-keys.yml"
+OLD_KEY_VARS = EPHEMERAL / "remediation-vars.json"
+ROTATED = "/etc/litellm-ops/rotated-keys"
 REMEDIATE = str(PROJECT / "playbooks" / "remediate.yml")
 STATE = "/var/lib/litellm-ops"
 PSQL_ADMIN = "runuser -u postgres -- psql -p 5434 -d postgres -v ON_ERROR_STOP=1 -qAt"
@@ -114,6 +116,8 @@ def scenario_secrets(host) -> dict[str, str]:
     found = {name: secret(name) for name in SECRET_NAMES}
     if host.file(OLD_KEY_FILE).exists:
         found["old salt key"] = host.check_output(f"cat {OLD_KEY_FILE}")
+    for path in host.check_output(f"find {ROTATED} -name '*.key'").split():
+        found[f"the rotated key {path}"] = host.check_output(f"cat {path}")
     return found
 
 
@@ -121,9 +125,12 @@ def test_break_the_converged_host(host):
     # No timer job may write while the before/after snapshots are compared.
     host.check_output("systemctl stop 'litellm-ops-*.timer'")
     host.check_output(f"umask 077; head -c 36 /dev/urandom | base64 > {OLD_KEY_FILE}")
-    OLD_KEY_VARS.write_text(
-        json.dumps({"vault_litellm_old_salt_keys": [host.check_output(f"cat {OLD_KEY_FILE}")]}), encoding="utf-8"
-    )
+    # The old salt key the model table needs, and the optional key rotation (SEC-03) switched on.
+    extra = {
+        "vault_litellm_old_salt_keys": [host.check_output(f"cat {OLD_KEY_FILE}")],
+        "operations_rotate_expired_keys": True,
+    }
+    OLD_KEY_VARS.write_text(json.dumps(extra), encoding="utf-8")
     OLD_KEY_VARS.chmod(0o600)
     sql(host, DAMAGE)
     # Model rows written by LiteLLM's own helpers: twice encrypted (MT-02), the same model again
@@ -184,6 +191,15 @@ def test_remediation_fixes_every_incident_and_the_smoke_passes(host, runs):
     assert sql(host, f"SELECT to_regclass('\"{TEAM_DAY_KEY}\"') IS NOT NULL") == "t"
     assert sql(host, "SELECT user_role FROM \"LiteLLM_UserTable\" WHERE user_id = 'default_user_id'") == "proxy_admin"
     assert sql(host, "SELECT count(*) FROM \"LiteLLM_VerificationToken\" WHERE token = 'molecule-expired'") == "0"
+    # Rotated before it was deleted: a replacement with a 90-day expiry, its key only in a 0600 file.
+    new_alias = f"molecule-expired-key-rotated-{dt.datetime.now(dt.UTC):%Y%m%d}"
+    replacement = sql(
+        host,
+        "SELECT key_alias, round(extract(epoch FROM expires - now()) / 86400), metadata ->> 'rotated_from' "
+        "FROM \"LiteLLM_VerificationToken\" WHERE metadata ? 'rotated_from'",
+    )
+    assert replacement == f"{new_alias}|90|molecule-expired"
+    assert host.check_output(f"stat -c '%a %U' {ROTATED}/{new_alias}.key") == "600 root"
     rows = litellm(host, {"op": "read"})
     assert sorted(rows) == ["molecule-mt03", "molecule-old"]  # the duplicate and the zombie are gone
     assert all(r["decryptable_again"] == [] for r in rows.values()), rows
@@ -217,6 +233,7 @@ def test_no_secret_in_the_output_the_report_or_the_journal(host, runs, scenario_
         "the journal": journal,
     }
     assert "old salt key" in scenario_secrets
+    assert any(name.startswith("the rotated key") for name in scenario_secrets)
     for name, value in scenario_secrets.items():
         for where, text in texts.items():
             assert value not in text, f"{name} appears in {where}"

@@ -88,6 +88,11 @@ def cmd_prune_keys(settings: dict[str, Any], args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_keys(settings: dict[str, Any], args: argparse.Namespace) -> int:
+    _print(keys.rotate(settings, args.days, args.dir, check=args.check))
+    return 0
+
+
 def cmd_archive_stray(settings: dict[str, Any], args: argparse.Namespace) -> int:
     _print(stray.archive(settings["stray"]["watch"], settings["stray"]["archive_dir"], check=args.check))
     return 0
@@ -120,9 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in (
         ("knowledge", "sync the skill files into LiteLLM_SkillsTable"),
         ("prune-keys", "delete keys expired longer ago than the grace period (SEC-03)"),
+        ("rotate-keys", "mint a replacement for each expired key, its plaintext in a root-only file (SEC-03)"),
         ("archive-stray", "move stray generated files to the archive (OPS-06)"),
     ):
-        sub.add_parser(name, help=text).add_argument("--check", action="store_true", help="only say what would change")
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--check", action="store_true", help="only say what would change")
+        if name == "rotate-keys":
+            p.add_argument("--days", type=int, default=90, help="days until a new key expires (default: %(default)s)")
+            p.add_argument("--dir", default="/etc/litellm-ops/rotated-keys", help="where the new keys are written")
     sub.add_parser("health", help="serve /healthz, /readyz and the dashboard")
     sub.add_parser("exporter", help="serve Prometheus metrics")
     args = parser.parse_args(argv)
@@ -136,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         "probe": _audit("probe", probe.run),
         "knowledge": cmd_knowledge,
         "prune-keys": cmd_prune_keys,
+        "rotate-keys": cmd_rotate_keys,
         "archive-stray": cmd_archive_stray,
         "health": lambda s, a: health.serve(s) or 0,
         "exporter": lambda s, a: exporter.serve(s) or 0,
