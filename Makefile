@@ -51,8 +51,13 @@ module-test: test-packages venv test-postgres test-wheels test-oracles ## Module
 	LITELLM_TEST_REQUIRE=1 LITELLM_TEST_PG_USER=$(PG_TEST_USER) LITELLM_TEST_PG_PASSWORD_FILE=$(PG_TEST_PASSWORD_FILE) \
 	LITELLM_TEST_WHEELS=$(TEST_CACHE)/wheels LITELLM_TEST_ORACLES=$(TEST_CACHE) pytest tests/modules
 
+# Both scenarios work on one host: --shared-state lets the default scenario create and destroy it,
+# and one ephemeral directory (its inventory, secrets and reports) is named for both, because
+# molecule 26 computes each scenario's own directory before it reads --shared-state.
+MOLECULE_SHARED_DIR := $(HOME)/.ansible/tmp/molecule.litellm-gateway.shared
+
 molecule: test-packages venv ## molecule test of both scenarios on one systemd-nspawn host (default, then remediation)
-	molecule test --all --shared-state
+	MOLECULE_EPHEMERAL_DIRECTORY=$(MOLECULE_SHARED_DIR) molecule test --all --shared-state
 
 bench: demo ## Chat completions through the deployed proxy vs. LiteLLM's documented start (rps, p50, p99)
 	python3 bench/proxy_bench.py $(BENCH_ARGS)
