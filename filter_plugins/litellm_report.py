@@ -93,12 +93,9 @@ def _model_table_findings(result: dict[str, Any]) -> list[tuple[str, str]]:
     return [(f["id"], f.get("message", f.get("kind", ""))) for f in result.get("findings", [])]
 
 
-def _compliance_findings(result: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(c["id"], c.get("detail", "")) for c in result.get("checks", []) if c.get("status") == "fail"]
-
-
-def _compliance_warnings(result: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(c["id"], c.get("detail", "")) for c in result.get("checks", []) if c.get("status") == "warn"]
+def _compliance(result: dict[str, Any], status: str) -> list[tuple[str, str]]:
+    """The compliance checks with STATUS (fail: findings; warn: warnings), each with its detail."""
+    return [(c["id"], c.get("detail", "")) for c in result.get("checks", []) if c.get("status") == status]
 
 
 def _ran(audit: dict[str, Any], source: str) -> bool:
@@ -130,7 +127,7 @@ def audit_findings(audit: dict[str, Any] | None) -> list[dict[str, str]]:
     if _ran(audit, "model_table"):
         pairs += _model_table_findings(audit["model_table"])
     if _ran(audit, "compliance"):
-        pairs += _compliance_findings(audit["compliance"])
+        pairs += _compliance(audit["compliance"], "fail")
     if _ran(audit, "rendered"):
         pairs += [(f["id"], f["detail"]) for f in audit["rendered"].get("findings", [])]
     return [{"id": incident, "detail": detail} for incident, detail in pairs]
@@ -184,7 +181,7 @@ def remediation_report(
         before = _by_id(audit_findings(before_audit))
         after = _by_id(audit_findings(after_audit)) if not stopped else before
         latest = after_audit if _ran(after_audit, "compliance") else before_audit
-        warnings = _by_id([{"id": i, "detail": d} for i, d in _compliance_warnings(latest.get("compliance") or {})])
+        warnings = _by_id([{"id": i, "detail": d} for i, d in _compliance(latest.get("compliance") or {}, "warn")])
         for incident in sorted(checked | set(before) | set(after)):
             entry = entries.setdefault(incident, {"id": incident, "title": "", "status": "not_audited", "hosts": {}})
             if incident in before and check_mode:

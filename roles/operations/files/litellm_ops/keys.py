@@ -13,8 +13,8 @@ from typing import Any
 from . import db
 
 TABLE = "LiteLLM_VerificationToken"
-SQL = """
-FROM "LiteLLM_VerificationToken"
+SQL = f"""
+FROM "{TABLE}"
 WHERE expires IS NOT NULL AND expires < now() - make_interval(days => %s)
 """
 
