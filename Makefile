@@ -56,8 +56,16 @@ module-test: test-packages venv test-postgres test-wheels test-oracles ## Module
 # molecule 26 computes each scenario's own directory before it reads --shared-state.
 MOLECULE_SHARED_DIR := $(HOME)/.ansible/tmp/molecule.litellm-gateway.shared
 
+# Molecule's recap comes last; on a failure the verifier's own lines are repeated after it, so the
+# end of the output names the failed tests (the whole output stays in MOLECULE_LOG).
+MOLECULE_LOG := $(TEST_CACHE)/molecule-test.log
+
 molecule: test-packages venv ## molecule test of both scenarios on one systemd-nspawn host (default, then remediation)
-	MOLECULE_EPHEMERAL_DIRECTORY=$(MOLECULE_SHARED_DIR) molecule test --all --shared-state
+	@mkdir -p $(TEST_CACHE)
+	set -o pipefail; COLUMNS=160 MOLECULE_EPHEMERAL_DIRECTORY=$(MOLECULE_SHARED_DIR) molecule test --all --shared-state 2>&1 \
+	  | tee $(MOLECULE_LOG) || { echo "== the verifier's errors and failed tests (whole output: $(MOLECULE_LOG))"; \
+	  sed -E 's/\x1b\[[0-9;]*m//g; s/^ *│ ?//' $(MOLECULE_LOG) > $(MOLECULE_LOG).plain; \
+	  grep -E '^E  ' $(MOLECULE_LOG).plain | head -n 30; grep -E -A1 '^(FAILED|ERROR) ' $(MOLECULE_LOG).plain; exit 1; }
 
 bench: demo ## Chat completions through the deployed proxy vs. LiteLLM's documented start (rps, p50, p99)
 	python3 bench/proxy_bench.py $(BENCH_ARGS)

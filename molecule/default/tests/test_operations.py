@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import PROJECT, run_playbook, secret
+from conftest import PROJECT, exposure, run_playbook, secret
 from test_model_table import LOCAL, litellm, sql
 
 JOBS = ["backup", "restore-check", "compliance", "inventory", "probe", "knowledge"]
@@ -65,6 +65,12 @@ def test_timer_is_enabled_with_a_next_elapse(host, job):
     assert props["NextElapseUSecRealtime"] not in ("", "n/a", "0"), props
     assert props["Persistent"] == "yes"
     assert props["RandomizedDelayUSec"] not in ("0", ""), props
+
+
+@pytest.mark.parametrize("unit", [f"litellm-ops-{name}.service" for name in [*JOBS, "health", "exporter"]])
+def test_unit_exposure_at_most_3(host, unit):
+    """Hardening: every operations unit we ship is sandboxed to an exposure of 3.0 or below."""
+    assert exposure(host, unit) <= 3.0
 
 
 @pytest.mark.parametrize("job", JOBS)
