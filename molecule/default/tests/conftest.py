@@ -19,6 +19,11 @@ import pytest
 import yaml
 
 SECRETS_DIR = Path(os.environ["LITELLM_SECRETS_DIR"])
+# The scenario's plays log to ANSIBLE_LOG_PATH, which a test greps for secrets. testinfra's own
+# commands run through `ansible` too, and some read secret files on purpose: they log nowhere, or
+# a second verify would find what the first one read.
+ANSIBLE_LOG = Path(os.environ.get("ANSIBLE_LOG_PATH", os.devnull))
+os.environ["ANSIBLE_LOG_PATH"] = os.devnull
 # The secrets play lists every secret; the tests check whatever it lists.
 SECRETS_PLAYBOOK = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "playbooks" / "secrets.yml"
 SECRET_NAMES = tuple(yaml.safe_load(SECRETS_PLAYBOOK.read_text(encoding="utf-8"))[0]["vars"]["__secret_names"])

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import psycopg2
 import pytest
-from conftest import PROJECT, SECRETS_DIR, Resp, exposure, run_playbook
+from conftest import ANSIBLE_LOG, PROJECT, SECRETS_DIR, Resp, exposure, run_playbook
 
 PG_VERSION = 15
 PG_PORT = 5434
@@ -144,7 +141,7 @@ def test_no_secret_in_the_journal(host, secrets):
 
 
 def test_no_secret_in_the_ansible_output(secrets):
-    log = Path(os.environ["ANSIBLE_LOG_PATH"]).read_text(encoding="utf-8")
+    log = ANSIBLE_LOG.read_text(encoding="utf-8")
     assert "PLAY RECAP" in log
     for name, value in secrets.items():
         assert value not in log, f"{name} appears in the Ansible output"

@@ -53,8 +53,15 @@ def put(host, path: str, text: str) -> None:
     )
 
 
-def journal(host, since: str) -> str:
-    return host.check_output("journalctl --no-pager -o cat -u %s.service --since @%s", UNIT, since)
+def journal(host, since: str, showing: str = "", seconds: float = 15) -> str:
+    """The unit's journal since SINCE; with SHOWING, once that text is in it or SECONDS have passed
+    (journald stores a line a moment after the process wrote it)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        log = host.check_output("journalctl --no-pager -o cat -u %s.service --since @%s", UNIT, since)
+        if showing in log or time.monotonic() >= deadline:
+            return log
+        time.sleep(0.5)
 
 
 def state(host, unit: str) -> str:
@@ -135,7 +142,7 @@ def test_without_nvml_the_gate_skips_the_start(host):
     host.run("systemctl start %s.service", UNIT)
     assert state(host, f"{UNIT}.service") == "inactive"
     assert host.run("systemctl is-failed --quiet %s.service", UNIT).rc != 0
-    log = journal(host, since)
+    log = journal(host, since, showing=f"{UNIT}.service: not starting")
     assert f"{UNIT}.service: not starting" in log, log
     assert "NVML" in log, log
 
@@ -144,8 +151,9 @@ def test_with_too_little_vram_the_start_is_skipped_with_the_figures(host, nvml):
     since = host.check_output("date +%s")
     host.run("systemctl start %s.service", UNIT)
     assert state(host, f"{UNIT}.service") == "inactive"
-    log = journal(host, since)
-    assert "needs 1024 MiB + 512 MiB headroom; GPU 0 has 248 MiB free" in log, log
+    figures = "needs 1024 MiB + 512 MiB headroom; GPU 0 has 248 MiB free"
+    log = journal(host, since, showing=figures)
+    assert figures in log, log
 
 
 def test_chat_default_falls_back_to_the_cloud_while_the_model_cannot_start(host, nvml, master_key):
@@ -168,7 +176,8 @@ def test_a_request_starts_the_real_model_server_which_stops_when_idle(host, nvml
     assert state(host, f"{UNIT}.service") == "active"
     pid = host.check_output("systemctl show -p MainPID --value %s.service", UNIT)
     assert host.check_output("ps -o user= -p %s", pid) == "litellm-models"
-    assert 'POST /v1/chat/completions HTTP/1.1" 200' in journal(host, "0")
+    access = 'POST /v1/chat/completions HTTP/1.1" 200'
+    assert access in journal(host, "0", showing=access)
 
     # Idle: the proxy exits after IDLE_STOP s, and the model, no longer needed, stops.
     assert wait_for(lambda: state(host, f"{UNIT}.service") == "inactive", IDLE_STOP + 45)
