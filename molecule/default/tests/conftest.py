@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,16 @@ def exposure(host, unit: str) -> float:
     score = float(re.search(r"exposure level for \S+: ([0-9.]+)", out).group(1))
     print(f"{unit}: exposure {score}")
     return score
+
+
+def wait_for(predicate, seconds: float) -> bool:
+    """Poll PREDICATE every half second until it holds or SECONDS have passed; its last answer."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return predicate()
 
 
 def run_playbook(*args: str) -> tuple[int, str, int | None]:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 import yaml
-from conftest import PROJECT, exposure, run_playbook
+from conftest import PROJECT, exposure, run_playbook, wait_for
 
 MODEL = "chat-qwen2.5-0.5b-llamacpp"
 UNIT = f"litellm-model-{MODEL}"
@@ -53,28 +52,20 @@ def put(host, path: str, text: str) -> None:
     )
 
 
-def journal(host, since: str, showing: str = "", seconds: float = 15) -> str:
-    """The unit's journal since SINCE; with SHOWING, once that text is in it or SECONDS have passed
+def journal(host, since: str, showing: str = "") -> str:
+    """The unit's journal since SINCE; with SHOWING, once that text is in it or 15 s have passed
     (journald stores a line a moment after the process wrote it)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        log = host.check_output("journalctl --no-pager -o cat -u %s.service --since @%s", UNIT, since)
-        if showing in log or time.monotonic() >= deadline:
-            return log
-        time.sleep(0.5)
+
+    def read() -> str:
+        return host.check_output("journalctl --no-pager -o cat -u %s.service --since @%s", UNIT, since)
+
+    if showing:
+        wait_for(lambda: showing in read(), 15)
+    return read()
 
 
 def state(host, unit: str) -> str:
     return host.run("systemctl is-active %s", unit).stdout.strip()
-
-
-def wait_for(predicate, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.5)
-    return predicate()
 
 
 def chat(key: str, model: str, **extra) -> tuple[int, dict]:

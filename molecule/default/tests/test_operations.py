@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import PROJECT, exposure, run_playbook, secret
+from conftest import PROJECT, exposure, run_playbook, secret, wait_for
 from test_model_table import LOCAL, litellm, sql
 
 JOBS = ["backup", "restore-check", "compliance", "inventory", "probe", "knowledge"]
@@ -198,10 +198,7 @@ def test_readyz_names_redis_when_it_stops(host, compliant):
     finally:
         host.check_output("systemctl start redis-server.service")
     # Ready again once Redis answers; the check runs on each request.
-    deadline = time.monotonic() + 15
-    while get(HEALTH + "/readyz")[0] != 200 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert get(HEALTH + "/readyz")[0] == 200
+    assert wait_for(lambda: get(HEALTH + "/readyz")[0] == 200, 15)
 
 
 def metric(text: str, name: str) -> float | None:
