@@ -40,6 +40,15 @@ def secrets() -> dict[str, str]:
     return {name: secret(name) for name in SECRET_NAMES}
 
 
+def leaks(secrets: dict[str, str], **texts: str) -> list[str]:
+    """Name each secret found in each text, never the value.
+
+    A failing ``assert value not in text`` would print both, and so put the secret in the CI log:
+    tests assert that this list is empty.
+    """
+    return [f"{name} in {where}" for where, text in texts.items() for name, value in secrets.items() if value in text]
+
+
 class Resp:
     """A minimal Redis (RESP2) client: enough to test AUTH without a library."""
 

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import PROJECT, exposure, run_playbook, secret, wait_for
+from conftest import PROJECT, exposure, leaks, run_playbook, secret, wait_for
 from test_model_table import LOCAL, litellm, sql
 
 JOBS = ["backup", "restore-check", "compliance", "inventory", "probe", "knowledge"]
@@ -122,7 +122,8 @@ def test_backup_is_private_and_verified(host):
     assert "/etc/litellm/config.yaml" in manifest["config_files"]
     assert "/etc/litellm/litellm.env" not in manifest["config_files"]
     assert len(manifest["salt_key_fingerprint"]) == 64
-    assert secret("litellm_salt_key") not in host.check_output(f"cat {path}/manifest.json")
+    salt_key = {"litellm_salt_key": secret("litellm_salt_key")}
+    assert not leaks(salt_key, manifest=host.check_output(f"cat {path}/manifest.json"))
     check = result(host, "restore-check")
     assert (check["backup"], check["rows"]) == (path, sum(manifest["row_counts"].values()))
 
@@ -184,7 +185,7 @@ def test_readyz_and_the_dashboard(host, compliant):
     assert "LiteLLM gateway: ready" in page
     htpasswd = host.check_output("cat /etc/litellm-ops/dashboard.htpasswd")
     assert htpasswd.startswith("admin:$6$")
-    assert secret("litellm_dashboard_password") not in htpasswd
+    assert not leaks({"litellm_dashboard_password": secret("litellm_dashboard_password")}, htpasswd=htpasswd)
 
 
 def test_readyz_names_redis_when_it_stops(host, compliant):

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, SECRET_NAMES, run_playbook, secret
+from conftest import PROJECT, SECRET_NAMES, leaks, run_playbook, secret
 from test_model_table import LOCAL, litellm, sql
 
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
@@ -234,6 +234,4 @@ def test_no_secret_in_the_output_the_report_or_the_journal(host, runs, scenario_
     }
     assert "old salt key" in scenario_secrets
     assert any(name.startswith("the rotated key") for name in scenario_secrets)
-    for name, value in scenario_secrets.items():
-        for where, text in texts.items():
-            assert value not in text, f"{name} appears in {where}"
+    assert not leaks(scenario_secrets, **texts)
