@@ -12,10 +12,16 @@ description:
     does, each in its own transaction, and keeps Prisma's bookkeeping in C(_prisma_migrations), so that
     LiteLLM's own check afterwards finds nothing to do.
   - Takes Prisma's migration advisory lock, so only one migrator runs at a time.
+  - A pending migration meets a database as it is, drift included. A statement that PostgreSQL refuses because
+    its object is already gone (a C(DROP) of an index, constraint, column or table that drift removed) or already
+    there (a C(CREATE) or C(ADD COLUMN) of what exists) is skipped, and so is one that needs a table or column that
+    drift removed and that I(repair) adds back; the migration is recorded as Prisma records it, each skip is
+    named in C(skipped_statements) and in a warning. Any other refusal stops the run.
   - A database without history but with tables (built by C(prisma db push)) is baselined.
   - Before a migration creates a unique index, finds the rows that would break it.
-  - Compares the live database with C(schema.prisma) and, with I(repair=true), adds what is missing.
-    It never drops anything, never narrows a type and never touches tables that are not in the schema.
+  - Compares the live database with C(schema.prisma) and, with I(repair=true), adds what is missing and replaces
+    an index whose definition differs from the one its name stands for. It never drops anything else, never
+    narrows a type and never touches tables that are not in the schema.
   - Reports whether the generated Prisma client in the virtual environment matches its schema.
 options:
   venv:
@@ -36,7 +42,9 @@ options:
   baseline:
     description:
       - C(auto) baselines a database that has tables but no migration history; C(always) treats every pending
-        migration that way (objects that already exist are kept and recorded); C(never) applies as written.
+        migration that way (objects that already exist are kept and recorded, and no table or column the database
+        had is dropped); C(never) applies as written. Every statement a baseline skips is listed in
+        C(skipped_statements). A database with history and drift needs no baseline (see the description).
     type: str
     choices: [auto, always, never]
     default: auto
@@ -79,7 +87,10 @@ options:
   repair:
     description:
       - Add what the schema has and the database lacks - enums and their values, tables, columns, primary keys,
-        indexes, foreign keys, missing defaults - and drop a NOT NULL that the schema does not have.
+        indexes, foreign keys, missing defaults - drop a NOT NULL that the schema does not have, and replace an
+        index whose columns, order, uniqueness, predicate or method differ from the schema's index of that name.
+      - Before a unique index is built, the rows that would break it are reported (and removed with
+        I(remove_duplicates)).
     type: bool
     default: false
   fail_on_drift:
@@ -104,12 +115,17 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Runs every step in one transaction that is rolled back; writes no backup file and generates no client.
+    details:
+      - Runs every step in one transaction that is rolled back; writes no backup file and generates no client.
+      - Plans the whole run, past a statement that would fail (each under a savepoint), and fails with the whole
+        plan, C(unplanned) naming what would fail and why.
   diff_mode:
     support: full
     details: Shows the SQL that runs (or would run).
 notes:
   - Passwords are never logged or returned; connection errors name the host and port only.
+  - A failed run returns what it did before it stopped (C(applied), C(resolved), C(accepted)), with C(changed)
+    true when any of it was committed.
 extends_documentation_fragment:
   - litellm_database
 """
@@ -148,6 +164,26 @@ pending:
   type: list
   elements: str
   returned: always
+skipped_statements:
+  description:
+    - Statements (or actions of an C(ALTER TABLE)) of pending migrations that were not run because their end state
+      already holds, each with its migration, the statement, the object and the reason.
+    - C(state) is C(gone) (it drops what is gone), C(there) (it creates what exists), C(drift) (it needs what drift
+      removed and the repair adds back), C(absent) (it needs what is gone and schema.prisma lacks too) or C(kept)
+      (a baseline kept a table or column the database had).
+  type: list
+  elements: dict
+  returned: always
+unplanned:
+  description: Check mode only - the steps a real run would fail at (migration, statement, reason, advice).
+  type: list
+  elements: dict
+  returned: always
+drift_before:
+  description: What differed from schema.prisma when the run started, before any migration or repair.
+  type: list
+  elements: dict
+  returned: always
 accepted:
   description: Applied migrations whose changed checksum was recorded (accept_changed_migrations).
   type: list
@@ -159,7 +195,9 @@ resolved:
   elements: dict
   returned: always
 duplicates:
-  description: Rows that break a unique index a pending migration creates, per index.
+  description:
+    - Rows that break a unique index that a pending migration or the repair builds, per index; also the rows behind a
+      unique index that drift dropped before a pending migration drops it.
   type: list
   elements: dict
   returned: always
@@ -187,11 +225,6 @@ client:
   description: The Prisma client's state (current, stale, not_generated, not_installed, engine_mismatch) and why.
   type: dict
   returned: when check_client
-warnings:
-  description: What the operator should know but does not stop the run.
-  type: list
-  elements: str
-  returned: always
 """
 
 import subprocess
@@ -245,7 +278,9 @@ def main() -> None:
         module.fail_json(msg="check_client and regenerate_client need venv: the client to check lives there")
     try:
         result = run(module, p)
-    except (SyncError, SchemaError) as exc:
+    except SyncError as exc:
+        module.fail_json(msg=str(exc), **exc.result)
+    except SchemaError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 
@@ -280,10 +315,16 @@ def run(module: AnsibleModule, p: dict) -> dict:
         lock_timeout=p["lock_timeout"],
     )
     conn = connect(conn_params)
+    sync = SchemaSync(conn, conn_params.schema, expected, migrations, options, module.check_mode)
     try:
-        result = SchemaSync(conn, conn_params.schema, expected, migrations, options, module.check_mode).run()
+        result = sync.run()
+    except SyncError as exc:
+        exc.result.update(ignored_url_parameters=conn_params.ignored, schema=conn_params.schema)
+        raise
     finally:
         conn.close()
+        for warning in sync.warnings:
+            module.warn(warning)
     result["ignored_url_parameters"] = conn_params.ignored
     result["schema"] = conn_params.schema
 

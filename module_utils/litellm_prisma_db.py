@@ -29,6 +29,13 @@ from ansible.module_utils.litellm_prisma_schema import (
     parse_default_expression,
     quote_ident,
 )
+from ansible.module_utils.litellm_prisma_statements import (
+    LiveCatalog,
+    Verdict,
+    parse_statement,
+    reduce_statement,
+    shorten,
+)
 
 HISTORY_TABLE = "_prisma_migrations"
 # The advisory lock key Prisma Migrate takes: holding the same one keeps this module and any
@@ -74,9 +81,11 @@ LIBPQ_URL_PARAMS = {
     "requiressl",
 }
 
-# SQLSTATEs that mean "this object is already there" / "already gone" when baselining.
+# SQLSTATEs that mean "this object is already there" / "already gone": a statement refused with one
+# of them may have an end state that already holds (baselining, and drift in a pending migration).
 ALREADY_EXISTS = {"42P07", "42701", "42710", "42P06", "42723", "42P16"}
 ALREADY_GONE = {"42704", "42P01", "42703"}
+TOLERATED = ALREADY_EXISTS | ALREADY_GONE
 
 NO_TRANSACTION = re.compile(r"\b(CONCURRENTLY|VACUUM|ALTER\s+SYSTEM)\b", re.I)
 CREATE_UNIQUE = re.compile(
@@ -99,7 +108,14 @@ SENSITIVE_COLUMN = re.compile(r"key|token|secret|password|hash", re.I)
 
 
 class SyncError(Exception):
-    """Stops the run; the message says what was being done and what to do next."""
+    """Stops the run; the message says what was being done and what to do next.
+
+    RESULT, when the run had started: what it did before it stopped (the module returns it).
+    """
+
+    def __init__(self, message: str, result: dict | None = None) -> None:
+        super().__init__(message)
+        self.result = result or {}
 
 
 # --------------------------------------------------------------------------- connection
@@ -350,13 +366,13 @@ def introspect(cur, schema: str) -> Schema:
         "SELECT t.relname, i.relname, x.indisunique, x.indisprimary, am.amname, x.indexprs IS NOT NULL, "
         "ARRAY(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY k(attnum, ord) "
         "      JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum ORDER BY k.ord), "
-        "x.indoption::int2[], pg_get_indexdef(x.indexrelid) "
+        "x.indoption::int2[], pg_get_indexdef(x.indexrelid), coalesce(pg_get_expr(x.indpred, x.indrelid), '') "
         "FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid "
         "JOIN pg_am am ON am.oid = i.relam JOIN pg_namespace n ON n.oid = t.relnamespace "
         "WHERE n.nspname = %s AND t.relkind IN ('r', 'p')",
         (schema,),
     )
-    for table, name, unique, primary, method, has_expr, columns, options, definition in cur.fetchall():
+    for table, name, unique, primary, method, has_expr, columns, options, definition, predicate in cur.fetchall():
         tbl = live.tables.get(table)
         if tbl is None:
             continue
@@ -368,7 +384,7 @@ def introspect(cur, schema: str) -> Schema:
             cols: tuple = ((definition, "ASC"),)
         else:
             cols = tuple((c, "DESC" if (o or 0) & 1 else "ASC") for c, o in zip(columns, options, strict=False))
-        tbl.indexes.append(Index(name, cols, unique=unique, method=method))
+        tbl.indexes.append(Index(name, cols, unique=unique, method=method, predicate=predicate))
     cur.execute(
         "SELECT t.relname, c.conname, r.relname, c.confdeltype, c.confupdtype, "
         "ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, o) "
@@ -531,11 +547,27 @@ def _compare_columns(table: Table, have: Table) -> list[Drift]:
 
 
 def _compare_indexes(table: Table, have: Table, migration_indexes: frozenset[str] | set[str]) -> list[Drift]:
+    """Indexes match by definition, whatever their names; one under the expected name must match too."""
     drift = []
     live_keys = {ix.key: ix for ix in have.indexes}
+    live_names = {ix.name: ix for ix in have.indexes}
     expected_keys = {ix.key for ix in table.indexes}
+    expected_names = {ix.name for ix in table.indexes}
     for ix in table.indexes:
-        if ix.key not in live_keys:
+        named = live_names.get(ix.name)
+        if named is not None and named.key != ix.key:
+            drift.append(
+                Drift(
+                    "mismatched_index",
+                    table.name,
+                    ix.name,
+                    f'"{table.name}": index "{ix.name}" is a {named.describe()}, expected a {ix.describe()}',
+                    ix.describe(),
+                    named.describe(),
+                    True,
+                )
+            )
+        elif ix.key not in live_keys:
             drift.append(
                 Drift(
                     "missing_index",
@@ -548,7 +580,7 @@ def _compare_indexes(table: Table, have: Table, migration_indexes: frozenset[str
                 )
             )
     for ix in have.indexes:
-        if ix.key not in expected_keys and ix.name not in migration_indexes:
+        if ix.key not in expected_keys and ix.name not in migration_indexes and ix.name not in expected_names:
             drift.append(
                 Drift(
                     "extra_index",
@@ -701,8 +733,29 @@ class Options:
     lock_timeout: float = 60.0
 
 
+class StatementFailed(Exception):
+    """A statement of a pending migration cannot run. The run records it and stops; check mode plans past it."""
+
+    def __init__(self, reason: str, advice: str = "", ran: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.advice = advice
+        self.ran = ran  # False: stopped before anything of the statement ran, so nothing is recorded as failed
+        self.statement = ""
+        self.position = ""
+
+
+# What a migration statement that PostgreSQL refused with these SQLSTATEs is told to do.
+FAILURE_ADVICE = {
+    "23505": "Rows break a unique key the statement needs: set remove_duplicates: true to keep the newest row of "
+    "each group (the others are saved to backup_dir first).",
+    "23502": "Existing rows have no value for a column the statement makes NOT NULL: give them one first.",
+    "23503": "Rows refer to rows that do not exist: remove or fix them first.",
+}
+
+
 class SchemaSync:
-    """One run against one database. `run()` returns the result; SyncError stops it."""
+    """One run against one database. `run()` returns the result; SyncError stops it, with what was done."""
 
     def __init__(
         self,
@@ -720,32 +773,44 @@ class SchemaSync:
         self.migrations = migrations
         self.options = options
         self.check_mode = check_mode
+        self.catalog = LiveCatalog(self.cur, schema)
         self.changed = False
+        self._dirty = False  # written since the last commit
+        self._committed = False  # anything committed (what a failed run reports as changed)
         self.executed: list[str] = []
+        self.warnings: list[str] = []
         self.result: dict = {
             "applied": [],
             "baselined": [],
             "pending": [],
             "resolved": [],
             "accepted": [],
+            "skipped_statements": [],
+            "unplanned": [],
+            "drift_before": [],
             "drift": [],
             "repaired": [],
             "duplicates": [],
             "backup_files": [],
-            "warnings": [],
         }
 
     # -- plumbing ---------------------------------------------------------------------
     def write(self, sql: str, params: tuple | None = None, record: bool = True) -> None:
         """Run a statement that changes the database (rolled back at the end in check mode)."""
         self.cur.execute(sql, params)
-        self.changed = True
+        self.changed = self._dirty = True
         if record:
             self.executed.append(sql)
 
     def commit(self) -> None:
         if not self.check_mode:
             self.conn.commit()
+            self._committed = self._committed or self._dirty
+            self._dirty = False
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+        self._dirty = False
 
     def scalar(self, sql: str, params: tuple | None = None):
         self.cur.execute(sql, params)
@@ -773,20 +838,57 @@ class SchemaSync:
         self.lock()
         try:
             self._run()
+        except SyncError as exc:
+            self.rollback()
+            raise SyncError(f"{exc}{self._committed_before()}", self._outcome(failed=True)) from None
         except BaseException:
-            self.conn.rollback()
+            self.rollback()
             raise
         finally:
             if self.check_mode:
                 self.conn.rollback()
             self.unlock()
-        self.result["changed"] = self.changed
-        self.result["executed"] = self.executed
-        return self.result
+        if self.result["unplanned"]:
+            raise SyncError(self._unplanned_message(), self._outcome())
+        return self._outcome()
+
+    def _outcome(self, failed: bool = False) -> dict:
+        result = dict(self.result)
+        # A failed run reports what it committed; check mode what it would change.
+        result["changed"] = self._committed if failed and not self.check_mode else self.changed
+        result["executed"] = self.executed
+        return result
+
+    def _committed_before(self) -> str:
+        if self.check_mode:
+            return ""
+        done = [
+            f"{len(items)} {label} ({', '.join(items[:5])}{' ...' if len(items) > 5 else ''})"
+            for label, items in (
+                ("migration(s) applied", self.result["applied"] + self.result["baselined"]),
+                ("resolution(s) recorded", [r["migration"] for r in self.result["resolved"]]),
+                ("changed checksum(s) accepted", self.result["accepted"]),
+            )
+            if items
+        ]
+        return f" Committed by this run before it stopped: {'; '.join(done)}." if done else ""
+
+    def _unplanned_message(self) -> str:
+        first = self.result["unplanned"][0]
+        count = len(self.result["unplanned"])
+        where = f" ({first['statement']})" if first["statement"] else ""
+        return (
+            f"check mode: {count} step(s) of the run would fail; the plan went on past them and reports the rest. "
+            f"First: migration {first['migration']}{where}: {first['reason']}"
+            + (f" {first['advice']}" if first["advice"] else "")
+        )
 
     def _run(self) -> None:
         self.cur.execute("SELECT set_config('search_path', %s, false)", (quote_ident(self.schema),))
-        if self.options.migrate and self.migrations:
+        pending: list[Migration] = []
+        baseline = False
+        migrate = bool(self.options.migrate and self.migrations)
+        if migrate:
             self._ensure_history()
             history = self._history()
             self._resolve(history)
@@ -796,8 +898,10 @@ class SchemaSync:
             baseline = self.options.baseline == "always" or (
                 self.options.baseline == "auto" and not history and self._has_tables()
             )
-            for migration in pending:
-                self._apply(migration, baseline)
+        if self.expected is not None:
+            self.result["drift_before"] = [d.as_dict() for d in self._drift()]
+        for migration in pending:
+            self._apply(migration, baseline)
         if self.expected is not None:
             drift = self._drift()
             if self.options.repair and any(d.repairable for d in drift):
@@ -842,6 +946,12 @@ class SchemaSync:
             )
         )
 
+    def _stop_or_plan_past(self, migration: str, message: str) -> None:
+        """A history that stops the run: raised; in check mode recorded, and the plan goes on."""
+        if not self.check_mode:
+            raise SyncError(message)
+        self.result["unplanned"].append({"migration": migration, "statement": "", "reason": message, "advice": ""})
+
     def _check_history(self, history: list[dict]) -> list[Migration]:
         by_name = {m.name: m for m in self.migrations}
         applied: dict[str, dict] = {}
@@ -852,15 +962,17 @@ class SchemaSync:
                 continue
             if row["finished_at"] is None:
                 first = (row["logs"] or "no log recorded").strip().splitlines()
-                raise SyncError(
+                self._stop_or_plan_past(
+                    name,
                     f"migration {name} failed at {row['started_at']} and is not resolved "
                     f"({first[0] if first else 'no log recorded'}). Fix the cause, then set resolve to "
                     f"[{{migration: {name}, state: rolled_back}}] to apply it again, or state: applied if "
-                    f"its changes are already in the database."
+                    f"its changes are already in the database. (Check mode plans past it as if rolled back.)",
                 )
+                continue
             applied[name] = row
             if name not in by_name:
-                self.result["warnings"].append(
+                self.warnings.append(
                     f"migration {name} is recorded in {HISTORY_TABLE} but not in the migrations directory: "
                     f"the database was migrated by a newer LiteLLM"
                 )
@@ -869,16 +981,17 @@ class SchemaSync:
         if changed and not self.options.accept_changed:
             names = [m.name for _, m in changed]
             first_row, first = changed[0]
-            raise SyncError(
+            self._stop_or_plan_past(
+                first.name,
                 f"{len(changed)} applied migration(s) were changed after they were applied: {', '.join(names[:5])}"
                 f"{' ...' if len(names) > 5 else ''} (for {first.name}: checksum {first_row['checksum'][:12]}... in "
-                f"the "
-                f"database, {first.checksum[:12]}... in {first.path}). LiteLLM rewrote its older migrations in later "
-                f"releases. If these files come from the LiteLLM you are installing and the drift check agrees, set "
-                f"accept_changed_migrations: true to record their new checksums, or resolve one with "
+                f"the database, {first.checksum[:12]}... in {first.path}). LiteLLM rewrote its older migrations in "
+                f"later releases. If these files come from the LiteLLM you are installing and the drift check agrees, "
+                f"set accept_changed_migrations: true to record their new checksums, or resolve one with "
                 f"[{{migration: {first.name}, state: applied}}]; otherwise restore the files of the LiteLLM that "
-                f"applied them."
+                f"applied them.",
             )
+            changed = []
         for row, migration in changed:
             self._accept_checksum(row, migration)
             self.result["accepted"].append(migration.name)
@@ -943,6 +1056,14 @@ class SchemaSync:
 
     # -- applying ---------------------------------------------------------------------
     def _apply(self, migration: Migration, baseline: bool) -> None:
+        """One pending migration in its own transaction, recorded as Prisma records it.
+
+        The script runs in one round trip; when PostgreSQL refuses it, or a statement needs the
+        duplicate check first, it runs statement by statement, each under a savepoint, and a
+        statement whose end state already holds is skipped (`_statement`).
+        """
+        import psycopg2
+
         statements = migration.statements
         needs_autocommit = any(NO_TRANSACTION.search(s) for s in statements)
         if needs_autocommit and len(statements) > 1:
@@ -950,6 +1071,8 @@ class SchemaSync:
                 f"migration {migration.name} mixes a statement that cannot run in a transaction "
                 f"(CONCURRENTLY) with others; Prisma cannot apply it either"
             )
+        autocommit = needs_autocommit and not self.check_mode
+        stepwise = any(CREATE_UNIQUE.match(s) for s in statements)  # the duplicate check comes first
         row_id = str(uuid.uuid4())
         self.cur.execute("SAVEPOINT litellm_migration")
         self.write(
@@ -959,74 +1082,180 @@ class SchemaSync:
             record=False,
         )
         created: set[tuple[str, str]] = set()
-        skipped = 0
+        skipped = unplanned = 0
         try:
-            if needs_autocommit and not self.check_mode:
-                self.conn.commit()  # the history row first, as Prisma does; then the statement alone
+            if autocommit:
+                self.commit()  # the history row first, as Prisma does; then the statement alone
                 self.conn.autocommit = True
                 try:
-                    self.write(statements[0])
+                    self._statement(migration, statements[0], autocommit=True)
                 finally:
                     self.conn.autocommit = False
-            elif not statements:
-                pass  # a migration of comments only is still recorded, as Prisma does
-            elif not baseline and not any(CREATE_UNIQUE.match(s) for s in statements):
-                self.write(migration.script)  # one round trip, as Prisma sends it
-            else:
-                for stmt in statements:
+            elif statements and (baseline or stepwise or not self._script(migration)):
+                for number, stmt in enumerate(statements, 1):
                     if needs_autocommit:
                         # Check mode: the same index, built inside the transaction that is rolled back.
                         stmt = re.sub(r"\bCONCURRENTLY\s+", "", stmt, flags=re.I)
-                    self._preflight_unique(migration.name, stmt)
-                    if baseline:
-                        skipped += not self._baseline_statement(stmt, created)
-                    else:
-                        self.write(stmt)
-        except SyncError:
-            self.cur.execute("ROLLBACK TO SAVEPOINT litellm_migration")
-            raise
-        except Exception as exc:
-            self._record_failure(migration, row_id, exc)
+                    try:
+                        self._preflight_unique(migration.name, stmt)
+                        if baseline:
+                            skipped += not self._baseline_statement(migration, stmt, created)
+                        else:
+                            self._statement(migration, stmt)
+                    except StatementFailed as failure:
+                        failure.statement, failure.position = stmt, f"statement {number} of {len(statements)}"
+                        if not self.check_mode:
+                            raise
+                        unplanned += 1
+                        self.result["unplanned"].append(
+                            {
+                                "migration": migration.name,
+                                "statement": shorten(stmt),
+                                "reason": failure.reason,
+                                "advice": failure.advice,
+                            }
+                        )
+        except StatementFailed as failure:
+            failure.statement = failure.statement or statements[0]
+            self._record_failure(migration, row_id, failure, autocommit)
+        except psycopg2.Error as exc:
+            self._record_failure(migration, row_id, StatementFailed(_pg_reason(exc)), autocommit)
+        if unplanned:
+            return  # check mode: planned past its failures, neither applied nor recorded
         self.write(
             f"UPDATE {HISTORY_TABLE} SET finished_at = now(), applied_steps_count = applied_steps_count + 1 "
             f"WHERE id = %s",
             (row_id,),
             record=False,
         )
-        if not (needs_autocommit and not self.check_mode):
+        if not autocommit:
             self.cur.execute("RELEASE SAVEPOINT litellm_migration")
         self.commit()
+        self._warn_skips(migration)
         if baseline and skipped == len(statements):
             self.result["baselined"].append(migration.name)
         else:
             self.result["applied"].append(migration.name)
 
-    def _record_failure(self, migration: Migration, row_id: str, exc: Exception) -> None:
+    def _script(self, migration: Migration) -> bool:
+        """The whole script in one round trip, as Prisma sends it; False (and nothing kept) when refused."""
         import psycopg2
 
-        reason = str(exc).strip()
-        if isinstance(exc, psycopg2.Error):
-            if self.conn.autocommit is False and not self.check_mode:
-                self.conn.rollback()
-            else:
-                self.cur.execute("ROLLBACK TO SAVEPOINT litellm_migration")
+        self.cur.execute("SAVEPOINT litellm_script")
+        try:
+            self.write(migration.script)
+        except psycopg2.Error:
+            self.cur.execute("ROLLBACK TO SAVEPOINT litellm_script")
+            return False
+        self.cur.execute("RELEASE SAVEPOINT litellm_script")
+        return True
+
+    def _guarded(self, sql: str, autocommit: bool) -> None:
+        """Run SQL under a savepoint, so that a refusal leaves the migration's transaction usable."""
+        if autocommit:
+            self.write(sql)
+            return
+        self.cur.execute("SAVEPOINT litellm_statement")
+        try:
+            self.write(sql)
+        except BaseException:
+            self.cur.execute("ROLLBACK TO SAVEPOINT litellm_statement")
+            raise
+        self.cur.execute("RELEASE SAVEPOINT litellm_statement")
+
+    def _statement(self, migration: Migration, stmt: str, autocommit: bool = False) -> None:
+        """One statement; when PostgreSQL says its object is already gone or already there, the parts of
+        it whose end state already holds are skipped, and the rest runs. Any other refusal stops."""
+        import psycopg2
+
+        try:
+            self._guarded(stmt, autocommit)
+            return
+        except psycopg2.Error as exc:
+            error = exc
+        parsed = parse_statement(stmt)
+        reduction = reduce_statement(parsed, self.catalog, self.expected) if error.pgcode in TOLERATED else None
+        if reduction is None:
+            raise StatementFailed(_pg_reason(error), FAILURE_ADVICE.get(error.pgcode or "", ""))
+        for _, verdict in reduction.skipped:
+            if verdict.state == "drift" and not self.options.repair:
+                raise StatementFailed(
+                    _pg_reason(error),
+                    f"The cause is drift: {verdict.object} is missing (DB-01). Set repair: true (the role's "
+                    f"litellm_proxy_schema_repair, on by default) so that the run adds it back as schema.prisma "
+                    f"has it and skips this statement.",
+                )
+        for part, verdict in reduction.skipped:
+            self._skip(migration, part, verdict)
+        if parsed.kind == "drop_index":
+            self._dropped_unique(migration, parsed.name)
+        if reduction.remainder is not None:
+            try:
+                self._guarded(reduction.remainder, autocommit)
+            except psycopg2.Error as exc:
+                raise StatementFailed(_pg_reason(exc), FAILURE_ADVICE.get(exc.pgcode or "", "")) from None
+
+    def _skip(self, migration: Migration, text: str, verdict: Verdict) -> None:
+        self.result["skipped_statements"].append(
+            {
+                "migration": migration.name,
+                "statement": shorten(text),
+                "object": verdict.object,
+                "state": verdict.state,
+                "reason": verdict.reason,
+            }
+        )
+
+    def _warn_skips(self, migration: Migration) -> None:
+        """One warning per migration that had statements skipped, naming them."""
+        skips = [s for s in self.result["skipped_statements"] if s["migration"] == migration.name]
+        if not skips:
+            return
+        shown = "; ".join(f"{s['statement']}: {s['reason']}" for s in skips[:3])
+        more = f"; and {len(skips) - 3} more (skipped_statements)" if len(skips) > 3 else ""
+        self.warnings.append(
+            f"migration {migration.name}: {len(skips)} statement(s) skipped, their end state already holds: "
+            f"{shown}{more}"
+        )
+
+    def _record_failure(self, migration: Migration, row_id: str, failure: StatementFailed, autocommit: bool) -> None:
+        name = migration.name
+        where = f" at {failure.position or 'its statement'} ({shorten(failure.statement)})"
         if self.check_mode:
-            raise SyncError(f"migration {migration.name} would fail: {reason}") from None
+            self.cur.execute("ROLLBACK TO SAVEPOINT litellm_migration")
+            raise SyncError(f"migration {name} would fail{where}: {failure.reason}. {failure.advice}".strip())
+        if not failure.ran:
+            if not autocommit:
+                self.cur.execute("ROLLBACK TO SAVEPOINT litellm_migration")
+            raise SyncError(f"migration {name}: {failure.reason} {failure.advice}".strip())
+        self.rollback()  # this migration's transaction; the migrations before it are committed
         # Prisma leaves a failed row behind: the same here, so `prisma migrate status` agrees.
-        self.cur.execute(
+        self.write(
             f"INSERT INTO {HISTORY_TABLE} (id, checksum, started_at, migration_name, logs, applied_steps_count) "
             f"VALUES (%s, %s, now(), %s, %s, 0) ON CONFLICT (id) DO UPDATE SET logs = EXCLUDED.logs",
-            (row_id, migration.checksum, migration.name, reason),
+            (row_id, migration.checksum, name, f"{failure.reason}\n{failure.statement}"),
+            record=False,
         )
-        self.conn.commit()
+        self.commit()
+        retried = any(r["migration"] == name and r["state"] == "rolled_back" for r in self.options.resolve)
+        if failure.advice:
+            advice = f"{failure.advice} Then set resolve to [{{migration: {name}, state: rolled_back}}] to apply it."
+        elif retried:
+            advice = (
+                "It failed again after resolve state: rolled_back, so the cause is still there: fix what the "
+                "statement and PostgreSQL's reason name, then resolve it as rolled_back once more."
+            )
+        else:
+            advice = (
+                f"Fix what the statement and PostgreSQL's reason name, then set resolve to "
+                f"[{{migration: {name}, state: rolled_back}}] to apply it again."
+            )
         raise SyncError(
-            f"migration {migration.name} failed: {reason.splitlines()[0] if reason else type(exc).__name__}. "
-            f"Its changes were rolled back and the failure is recorded in {HISTORY_TABLE} as Prisma records it. "
-            f"Fix the cause, then set resolve to [{{migration: {migration.name}, state: rolled_back}}] to apply "
-            f"it again."
-        ) from None
+            f"migration {name} failed{where}: {failure.reason}. Its changes were rolled back and the failure is "
+            f"recorded in {HISTORY_TABLE} as Prisma records it. {advice}"
+        )
 
-    def _baseline_statement(self, stmt: str, created: set[tuple[str, str]]) -> bool:
+    def _baseline_statement(self, migration: Migration, stmt: str, created: set[tuple[str, str]]) -> bool:
         """Run one statement of a database built without history; False when it was already in effect."""
         import psycopg2
 
@@ -1034,21 +1263,27 @@ class SchemaSync:
         if table:
             name = table.group(1)
             drops = DROP_COLUMN.findall(stmt) if ALTER_TABLE.match(stmt) else []
+            kept = None
             if DROP_TABLE.match(stmt) and (name, "") not in created:
-                return False  # never drop a table that the database already had
-            if any((name, col) not in created for col in drops):
-                return False  # never drop a column that holds the database's own data
+                kept = f'table "{name}"'  # never drop a table that the database already had
+            elif any((name, col) not in created for col in drops):
+                kept = f'a column of "{name}"'  # never drop a column that holds the database's own data
+            if kept:
+                self._skip(migration, stmt, Verdict("kept", kept, f"baseline: {kept} was there before; kept"))
+                return False
         self.cur.execute("SAVEPOINT litellm_statement")
         try:
             self.cur.execute(stmt)
         except psycopg2.Error as exc:
-            if exc.pgcode in ALREADY_EXISTS or exc.pgcode in ALREADY_GONE:
+            if exc.pgcode in TOLERATED:
                 self.cur.execute("ROLLBACK TO SAVEPOINT litellm_statement")
+                state = "there" if exc.pgcode in ALREADY_EXISTS else "gone"
+                self._skip(migration, stmt, Verdict(state, "", f"baseline: {_pg_reason(exc)}"))
                 return False
             raise
         self.cur.execute("RELEASE SAVEPOINT litellm_statement")
         self.executed.append(stmt)
-        self.changed = True
+        self.changed = self._dirty = True
         new_table = CREATE_TABLE.match(stmt)
         if new_table:
             created.add((new_table.group(1), ""))
@@ -1057,18 +1292,37 @@ class SchemaSync:
         return True
 
     # -- duplicates (DB-04) -----------------------------------------------------------
-    def _preflight_unique(self, source: str, stmt: str, strict: bool = True) -> None:
+    def _dropped_unique(self, migration: Migration, index: str) -> None:
+        """A skipped DROP of a unique index that drift had removed: the rows it guarded are checked.
+
+        The migration expects the index, as the migrations before it built it; running it as written
+        would mean building that index again first, which duplicates behind it would break.
+        """
+        built = None
+        for earlier in self.migrations:
+            if earlier.name >= migration.name:
+                break
+            for stmt in earlier.statements:
+                if CREATE_UNIQUE.match(stmt) and CREATE_UNIQUE.match(stmt).group(1) == index:
+                    built = stmt
+                elif DROP_INDEX.match(stmt) and DROP_INDEX.match(stmt).group(1) == index:
+                    built = None
+        if built is not None:
+            self._preflight_unique(migration.name, built, strict=False)
+
+    def _preflight_unique(self, source: str, stmt: str, strict: bool = True, replacing: bool = False) -> None:
         """Rows that would break the unique index STMT creates: reported, and removed when asked.
 
         SOURCE names what creates it (a migration, or the repair of schema.prisma's index). Not
         strict: without remove_duplicates the duplicates are only reported (the repair then warns).
+        REPLACING: an index of that name is there with another definition and is about to be replaced.
         """
         m = CREATE_UNIQUE.match(stmt)
         if not m:
             return
         index, table = m.group(1), m.group(2)
         columns = re.findall(r'"([^"]+)"', m.group(3))
-        if self.scalar("SELECT to_regclass(%s)", (quote_ident(index),)) is not None:
+        if not replacing and self.scalar("SELECT to_regclass(%s)", (quote_ident(index),)) is not None:
             return
         have = self.scalar(
             "SELECT count(*) FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
@@ -1105,11 +1359,13 @@ class SchemaSync:
         if not self.options.remove_duplicates and not strict:
             return
         if not self.options.remove_duplicates:
-            raise SyncError(
-                f"migration {source} creates the unique index {index} on {table} ({', '.join(columns)}), "
+            raise StatementFailed(
+                f"it creates the unique index {index} on {table} ({', '.join(columns)}), "
                 f"but {len(groups)} groups of rows share the same values ({extra} rows too many); it would fail. "
-                f"Nothing was changed. Set remove_duplicates: true to keep the newest row of each group "
-                f"(the removed rows are saved to {self.options.backup_dir} first), or clean them up by hand."
+                f"Nothing of this migration was run.",
+                f"Set remove_duplicates: true to keep the newest row of each group "
+                f"(the removed rows are saved to {self.options.backup_dir} first), or clean them up by hand.",
+                ran=False,
             )
         self._remove_duplicates(table, columns, report)
 
@@ -1197,7 +1453,7 @@ class SchemaSync:
                     and self.scalar(f"SELECT EXISTS (SELECT 1 FROM {quote_ident(table.name)})")
                 ):
                     not_null = False
-                    self.result["warnings"].append(
+                    self.warnings.append(
                         f'column "{table.name}"."{col.name}" is added without NOT NULL: the table has rows and '
                         f"the schema gives no default for them"
                     )
@@ -1227,12 +1483,15 @@ class SchemaSync:
                     )
                 )
         for d in drift:
-            if d.repairable and d.kind == "missing_index" and d.table not in new_tables:
+            if d.repairable and d.kind in ("missing_index", "mismatched_index") and d.table not in new_tables:
                 ix = next(ix for ix in expected.tables[d.table].indexes if ix.name == d.name)
+                create = index_sql(d.table, ix)
+                replacing = d.kind == "mismatched_index"
                 if ix.unique:
                     # DB-04: duplicates would make the index fail; removed first when asked (backed up).
-                    self._preflight_unique("repair", index_sql(d.table, ix), strict=False)
-                statements.append((d, index_sql(d.table, ix)))
+                    self._preflight_unique("repair", create, strict=False, replacing=replacing)
+                # A mismatched index is replaced in one step: a failure keeps the old one.
+                statements.append((d, f"DROP INDEX {quote_ident(ix.name)};\n{create}" if replacing else create))
         for table in expected.tables.values():
             for fk in table.foreign_keys:
                 if table.name in new_tables or any(
@@ -1247,18 +1506,20 @@ class SchemaSync:
         import psycopg2
 
         for d, sql in statements:
-            self.cur.execute("SAVEPOINT litellm_repair")
             try:
-                self.write(sql)
+                self._guarded(sql, autocommit=False)
             except psycopg2.Error as exc:
                 # The statement raised before write() recorded it: nothing to take back from executed.
-                self.cur.execute("ROLLBACK TO SAVEPOINT litellm_repair")
-                reason = (exc.pgerror or str(exc)).strip().splitlines()[0]
-                self.result["warnings"].append(f"could not repair {d.kind} {d.table} {d.name}: {reason}")
+                self.warnings.append(f"could not repair {d.kind} {d.table} {d.name}: {_pg_reason(exc)}")
                 continue
-            self.cur.execute("RELEASE SAVEPOINT litellm_repair")
             self.result["repaired"].append({"kind": d.kind, "table": d.table, "name": d.name, "sql": sql})
         self.commit()
+
+
+def _pg_reason(exc: Exception) -> str:
+    """PostgreSQL's first line of an error (never a parameter value: migrations carry none)."""
+    text = (getattr(exc, "pgerror", None) or str(exc) or type(exc).__name__).strip()
+    return text.splitlines()[0].removeprefix("ERROR:").strip()
 
 
 # Prisma client check (DB-03) -------------------------------------------------------

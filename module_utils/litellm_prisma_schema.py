@@ -93,17 +93,19 @@ class Index:
     columns: tuple[tuple[str, str], ...]  # (column, "ASC"|"DESC")
     unique: bool = False
     method: str = "btree"
+    predicate: str = ""  # a partial index's WHERE (schema.prisma has none)
 
     @property
     def key(self) -> tuple:
         """What makes two indexes the same, whatever their names."""
-        return (self.columns, self.unique, self.method)
+        return (self.columns, self.unique, self.method, self.predicate)
 
     def describe(self) -> str:
         cols = ", ".join(c if s == "ASC" else f"{c} DESC" for c, s in self.columns)
         kind = "unique index" if self.unique else "index"
         method = "" if self.method == "btree" else f" using {self.method}"
-        return f"{kind}{method} on ({cols})"
+        where = f" where {self.predicate}" if self.predicate else ""
+        return f"{kind}{method} on ({cols}){where}"
 
 
 @dataclass

@@ -97,12 +97,12 @@ class Database:
         finally:
             conn.close()
 
-    def dump(self) -> str:
-        """The schema-only dump: what a check-mode run must leave untouched."""
+    def dump(self, data: bool = False) -> str:
+        """The schema-only dump (with DATA, the rows too): what a check-mode run must leave untouched."""
         proc = subprocess.run(
             [
                 "pg_dump",
-                "--schema-only",
+                *([] if data else ["--schema-only"]),
                 "--no-owner",
                 "-h",
                 self.admin["host"],
@@ -245,7 +245,45 @@ def run_module(
         result = payload["plays"][0]["tasks"][0]["hosts"]["localhost"]
     except (ValueError, KeyError, IndexError):
         result = {}
+    # No module test may pass while its module prints a deprecation (ansible-core removes what they name).
+    deprecations = [d.get("msg") for d in result.get("deprecations", [])] + [
+        line for line in raw.splitlines() if "DEPRECATION" in line
+    ]
+    assert not deprecations, f"{name} printed a deprecation: {deprecations[0]}"
     return proc.returncode, result, raw
+
+
+_LOADED: dict[str, object] = {}
+
+
+def call_module(name: str, args: dict, check: bool = False, diff: bool = False) -> tuple[bool, dict]:
+    """One of our modules, run in this process as Ansible runs it on a host: its own argument spec,
+    check mode, warn() and exit_json(), given the arguments a task passes. Returns (failed, result).
+
+    For tests that run a module hundreds of times; run_module takes the whole Ansible path."""
+    import contextlib
+    import importlib.util
+    import io
+
+    from ansible.module_utils.testing import patch_module_args
+
+    if name not in _LOADED:
+        spec = importlib.util.spec_from_file_location(f"litellm_test_{name}", PROJECT / "library" / f"{name}.py")
+        assert spec is not None
+        assert spec.loader is not None
+        loaded = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(loaded)
+        _LOADED[name] = loaded
+    out = io.StringIO()
+    with (
+        patch_module_args({**args, "_ansible_check_mode": check, "_ansible_diff": diff}),
+        contextlib.redirect_stdout(out),
+        contextlib.suppress(SystemExit),
+    ):
+        _LOADED[name].main()  # type: ignore[attr-defined]
+    result = json.loads(out.getvalue())
+    assert not result.get("deprecations"), f"{name} printed a deprecation: {result['deprecations'][0]['msg']}"
+    return bool(result.get("failed")), result
 
 
 @pytest.fixture

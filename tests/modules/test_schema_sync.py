@@ -229,7 +229,11 @@ def test_failed_migration_stops_clearly_and_resolve_rolled_back_retries_it(modul
     )
     rc, result, raw = module({"database_url": database.url, "migrations_dir": str(broken)})
     assert rc != 0
-    assert f"migration {bad} failed: division by zero" in result["msg"]
+    assert f"migration {bad} failed at statement 2 of 2 (SELECT 1/0): division by zero" in result["msg"]
+    # What the run committed before it stopped is said, and returned.
+    assert "Committed by this run before it stopped: 64 migration(s) applied" in result["msg"]
+    assert result["changed"] is True
+    assert result["applied"] == release.names
     row = database.sql(
         "SELECT finished_at, rolled_back_at, applied_steps_count, logs FROM _prisma_migrations "
         "WHERE migration_name = %s",
@@ -521,3 +525,203 @@ def test_check_and_diff_show_the_sql_and_write_nothing(module, database, release
     assert 'CREATE TABLE "LiteLLM_VerificationToken"' in result["diff"]["prepared"]
     assert database.dump() == before
     assert not database.table_exists("_prisma_migrations")
+
+
+# ------------------------------------------------------------------ behind and drifted (the incident host)
+
+INCIDENT_CUT = "20251220144550_schema_update"  # the first of the six migrations the incident host lacked
+
+
+def _team_day_duplicates(db, rows: int = 3) -> None:
+    """Rows the dropped unique index would have refused, newest last (the host's schema had no endpoint yet)."""
+    for n in range(1, rows + 1):
+        db.sql(
+            'INSERT INTO "LiteLLM_DailyTeamSpend" (id, team_id, date, api_key, model, custom_llm_provider, '
+            "mcp_namespaced_tool_name, updated_at) VALUES (%s, 'team-a', '2026-11-01', 'hashed-key', 'gpt-a', "
+            "'openai', '', TIMESTAMP '2026-11-01' + %s * interval '1 hour')",
+            (f"dup-{n}", n),
+        )
+
+
+def test_the_incident_database_behind_and_drifted_is_made_right_in_one_remediation_run(
+    module, database, releases, tmp_path
+):
+    """LiteLLM 1.80.16's migrations applied up to a point (six pending), organization_id dropped (DB-01)
+    and the team-day unique index dropped with duplicates behind it (DB-04); the module called as
+    remediate.yml calls it. The first pending migration begins by dropping that very index."""
+    release = releases["1.80.16"]
+    rc, _, raw = module({"database_url": database.url, "migrations_dir": str(release.subset(tmp_path, INCIDENT_CUT))})
+    assert rc == 0, raw
+    database.sql('ALTER TABLE "LiteLLM_VerificationToken" DROP COLUMN "organization_id"')
+    database.sql(f'DROP INDEX "{TEAM_DAY_KEY}"')
+    _team_day_duplicates(database)
+    six = release.names[58:]
+    assert six[0] == INCIDENT_CUT
+    assert len(six) == 6
+    backups = tmp_path / "backups"
+    args = {
+        "database_url": database.url,
+        "schema_file": str(release.schema),
+        "migrations_dir": str(release.migrations),
+        "repair": True,
+        "remove_duplicates": True,
+        "backup_dir": str(backups),
+    }
+    before = database.dump(data=True)
+
+    # The audit: every pending migration, the skip, the duplicates and the drift named; nothing written.
+    rc, planned, raw = module(args, check=True)
+    assert rc == 0, raw
+    assert planned["pending"] == six
+    assert planned["applied"] == six
+    assert planned["unplanned"] == []
+    drift_before = drift_keys({"drift": planned["drift_before"]})
+    assert ("missing_column", "LiteLLM_VerificationToken", "organization_id") in drift_before
+    assert ("missing_table", "LiteLLM_SkillsTable", "LiteLLM_SkillsTable") in drift_before
+    (skip,) = planned["skipped_statements"]
+    assert skip["migration"] == "20260106155622_add_endpoint_to_daily_activity_tables"
+    assert (skip["statement"], skip["state"]) == (f'DROP INDEX "{TEAM_DAY_KEY}"', "gone")
+    assert [(d["index"], d["rows_to_remove"], d["migration"]) for d in planned["duplicates"]] == [
+        (TEAM_DAY_KEY, 2, "20260106155622_add_endpoint_to_daily_activity_tables")
+    ]
+    assert planned["drift"] == []
+    assert any("organization_id" in r["name"] for r in planned["repaired"])
+    assert database.dump(data=True) == before, "check mode wrote to the database"
+    assert not backups.exists()
+
+    # One run converges: every migration recorded once with its checksum, no drift, the duplicates gone.
+    rc, result, raw = module(args)
+    assert rc == 0, raw
+    assert result["changed"] is True
+    assert result["applied"] == six
+    assert result["drift"] == []
+    assert "resolve" not in " ".join(result["warnings"]), "no advice to resolve: nothing failed"
+    assert any(TEAM_DAY_KEY in w and "skipped" in w for w in result["warnings"])
+    rows = database.sql(
+        "SELECT migration_name, checksum, finished_at IS NOT NULL AND rolled_back_at IS NULL FROM _prisma_migrations "
+        "ORDER BY migration_name"
+    )
+    assert [r[0] for r in rows] == release.names
+    assert all(r[2] and r[1] == sha256(release.migrations / r[0] / "migration.sql") for r in rows)
+    assert database.sql('SELECT id FROM "LiteLLM_DailyTeamSpend"') == [("dup-3",)]
+    (backup,) = result["backup_files"]
+    assert Path(backup).stat().st_mode & 0o777 == 0o600
+    assert "organization_id" in database.columns("LiteLLM_VerificationToken")
+    assert database.table_exists("LiteLLM_SkillsTable")
+
+    rc, again, raw = module(args)
+    assert rc == 0, raw
+    assert again["changed"] is False
+    assert again["drift_before"] == again["drift"] == []
+
+
+def test_a_pending_statement_on_a_column_drift_removed_needs_the_repair_and_says_so(
+    module, database, releases, tmp_path
+):
+    release = releases["1.80.16"]
+    migrated(module, database, release)
+    database.sql('ALTER TABLE "LiteLLM_VerificationToken" DROP COLUMN "organization_id"')
+    late = "29990101000000_default_for_organization"
+    tree = release.subset(
+        tmp_path,
+        extra={late: 'ALTER TABLE "LiteLLM_VerificationToken" ALTER COLUMN "organization_id" SET DEFAULT \'org\';\n'},
+    )
+    args = {"database_url": database.url, "schema_file": str(release.schema), "migrations_dir": str(tree)}
+
+    # Without the repair the statement would fail: the advice names the cause and the option that gets through.
+    rc, result, _ = module(args)
+    assert rc != 0
+    assert f"migration {late} failed at statement 1 of 1" in result["msg"]
+    assert 'column "LiteLLM_VerificationToken"."organization_id" is missing (DB-01)' in result["msg"]
+    assert "Set repair: true" in result["msg"]
+    assert result["changed"] is True, "the failed row is recorded, as Prisma records it"
+
+    args["repair"] = True
+    args["resolve"] = [{"migration": late, "state": "rolled_back"}]
+    rc, result, raw = module(args)
+    assert rc == 0, raw
+    assert result["applied"] == [late]
+    assert [s["state"] for s in result["skipped_statements"]] == ["drift"]
+    assert result["drift"] == []
+    assert "organization_id" in database.columns("LiteLLM_VerificationToken")
+
+
+def test_an_index_under_its_name_with_another_definition_is_drift_and_is_replaced(module, database, releases, tmp_path):
+    release = releases["1.80.16"]
+    migrated(module, database, release)
+    # The same name, other columns; and the team-day key rebuilt without UNIQUE, duplicates behind it.
+    database.sql('DROP INDEX "LiteLLM_SpendLogs_startTime_idx"')
+    database.sql('CREATE INDEX "LiteLLM_SpendLogs_startTime_idx" ON "LiteLLM_SpendLogs" ("end_user")')
+    database.sql(f'DROP INDEX "{TEAM_DAY_KEY}"')
+    database.sql(
+        f'CREATE INDEX "{TEAM_DAY_KEY}" ON "LiteLLM_DailyTeamSpend" (team_id, date, api_key, model, '
+        "custom_llm_provider, mcp_namespaced_tool_name, endpoint)"
+    )
+    for model, updated in (("gpt-a", "2026-11-01 10:00"), ("gpt-a", "2026-11-01 12:00")):
+        database.sql(
+            'INSERT INTO "LiteLLM_DailyTeamSpend" (id, team_id, date, api_key, model, custom_llm_provider, '
+            "mcp_namespaced_tool_name, endpoint, updated_at) VALUES (gen_random_uuid()::text, 'team-a', "
+            "'2026-11-01', 'hashed-key', %s, 'openai', '', '/chat/completions', %s)",
+            (model, updated),
+        )
+    args = {
+        "database_url": database.url,
+        "schema_file": str(release.schema),
+        "migrations_dir": str(release.migrations),
+        "backup_dir": str(tmp_path / "backups"),
+    }
+    report = migrated(module, database, release)
+    mismatched = {(d["table"], d["name"]): d for d in report["drift"] if d["kind"] == "mismatched_index"}
+    assert set(mismatched) == {
+        ("LiteLLM_SpendLogs", "LiteLLM_SpendLogs_startTime_idx"),
+        ("LiteLLM_DailyTeamSpend", TEAM_DAY_KEY),
+    }
+    assert mismatched[("LiteLLM_SpendLogs", "LiteLLM_SpendLogs_startTime_idx")]["actual"] == "index on (end_user)"
+    assert not any(d["kind"] in ("missing_index", "extra_index") for d in report["drift"]), "named once, as mismatched"
+
+    args.update(repair=True, remove_duplicates=True)
+    before = database.dump(data=True)
+    rc, planned, raw = module(args, check=True)
+    assert rc == 0, raw
+    assert planned["drift"] == []
+    assert [d["rows_to_remove"] for d in planned["duplicates"]] == [1]
+    assert database.dump(data=True) == before
+
+    rc, result, raw = module(args)
+    assert rc == 0, raw
+    assert result["drift"] == []
+    assert sorted(r["name"] for r in result["repaired"]) == sorted(n for _, n in mismatched)
+    assert database.sql('SELECT count(*) FROM "LiteLLM_DailyTeamSpend"') == [(1,)]
+    assert database.sql(
+        "SELECT indexdef LIKE '%%(\"startTime\")' FROM pg_indexes WHERE indexname = 'LiteLLM_SpendLogs_startTime_idx'"
+    ) == [(True,)]
+    assert migrated(module, database, release, repair=True)["changed"] is False
+
+
+def test_check_mode_plans_past_a_statement_that_would_fail_and_names_it(module, database, releases, tmp_path):
+    release = releases["1.80.16"]
+    rc, _, raw = module({"database_url": database.url, "migrations_dir": str(release.subset(tmp_path, INCIDENT_CUT))})
+    assert rc == 0, raw
+    bad = "29990101000000_broken"
+    tree = release.subset(tmp_path, extra={bad: "SELECT 1/0;\n"})
+    before = database.dump(data=True)
+    rc, planned, _ = module(
+        {"database_url": database.url, "schema_file": str(release.schema), "migrations_dir": str(tree), "repair": True},
+        check=True,
+    )
+    assert rc != 0, "a plan with a step that would fail fails, with the whole plan"
+    assert planned["pending"] == [*release.names[58:], bad]
+    assert planned["applied"] == release.names[58:]
+    assert planned["unplanned"] == [
+        {
+            "migration": bad,
+            "statement": "SELECT 1/0",
+            "reason": "division by zero",
+            "advice": "",
+        }
+    ]
+    assert "1 step(s) of the run would fail" in planned["msg"]
+    assert ("missing_table", "LiteLLM_SkillsTable", "LiteLLM_SkillsTable") in drift_keys(
+        {"drift": planned["drift_before"]}
+    )
+    assert database.dump(data=True) == before
