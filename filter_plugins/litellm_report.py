@@ -71,10 +71,20 @@ NOT_AUDITED = {
 
 
 def _schema_findings(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """The schema module's check-mode plan: pending migrations, what differed from schema.prisma when it
+    started (older results: what it would repair and what was left), statements whose end state already
+    held, steps that would fail, duplicates, and the Prisma client."""
     out = [("DB-01", f"migration {name} not applied") for name in result.get("pending", [])]
-    for item in [*result.get("repaired", []), *result.get("drift", [])]:
+    seen = result.get("drift_before")
+    for item in seen if seen is not None else [*result.get("repaired", []), *result.get("drift", [])]:
         incident = "DB-02" if item.get("kind") == "missing_table" else "DB-01"
         out.append((incident, item.get("message") or f"{item.get('kind')} {item.get('table')}.{item.get('name')}"))
+    for item in result.get("skipped_statements", []):
+        skipped = f"{item.get('statement')} skipped: {item.get('reason')}"
+        out.append(("DB-01", f"migration {item.get('migration')}: {skipped}"))
+    for item in result.get("unplanned", []):
+        where = f" ({item['statement']})" if item.get("statement") else ""
+        out.append(("DB-01", f"migration {item.get('migration')}{where} would fail: {item.get('reason')}"))
     for item in result.get("duplicates", []):
         out.append(
             (

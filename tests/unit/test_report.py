@@ -127,3 +127,39 @@ def test_the_markdown_has_a_row_per_incident_and_host_and_escapes_pipes():
 def test_audits_that_are_not_a_mapping_are_refused():
     with pytest.raises(report_mod.AnsibleFilterError, match="must be a mapping of hosts, not list"):
         report_mod.remediation_report([], False)
+
+
+def test_the_schema_plan_of_a_database_behind_and_drifted_names_db01_db02_db04():
+    """The schema module's check mode on the incident host's database: six pending migrations, a
+    dropped column, a dropped unique index with duplicates behind it, one step that would fail."""
+    plan = {
+        "pending": ["20251220144550_schema_update", "20260106155622_add_endpoint_to_daily_activity_tables"],
+        "drift_before": [
+            {"kind": "missing_table", "table": "S", "message": 'table "LiteLLM_SkillsTable" is missing'},
+            {"kind": "missing_column", "table": "T", "name": "c", "message": '"T"."organization_id" gone'},
+        ],
+        "repaired": [{"kind": "missing_column", "table": "T", "name": "c"}],
+        "skipped_statements": [
+            {
+                "migration": "20260106155622_add_endpoint_to_daily_activity_tables",
+                "statement": 'DROP INDEX "ix"',
+                "reason": 'index "ix" does not exist: already dropped',
+            }
+        ],
+        "unplanned": [{"migration": "29990101000000_site", "statement": "SELECT 1/0", "reason": "division by zero"}],
+        "drift": [],
+        "duplicates": [{"index": "ix", "table": "D", "groups": 1, "rows_to_remove": 2, "migration": "m"}],
+        "client": None,
+    }
+    report = report_mod.remediation_report({"gw": {"before": {"schema": plan}, "after": {"schema": plan}}}, True)
+    assert report["summary"]["found"] == ["DB-01", "DB-02", "DB-04"]
+    found = entry(report, "DB-01")["hosts"]["gw"]["found"]
+    assert found == [
+        "migration 20251220144550_schema_update not applied",
+        "migration 20260106155622_add_endpoint_to_daily_activity_tables not applied",
+        '"T"."organization_id" gone',
+        'migration 20260106155622_add_endpoint_to_daily_activity_tables: DROP INDEX "ix" skipped: '
+        'index "ix" does not exist: already dropped',
+        "migration 29990101000000_site (SELECT 1/0) would fail: division by zero",
+    ], "drift_before is what was seen: the planned repairs are not counted twice"
+    assert entry(report, "DB-02")["hosts"]["gw"]["found"] == ['table "LiteLLM_SkillsTable" is missing']
