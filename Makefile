@@ -70,9 +70,11 @@ molecule: test-packages venv ## molecule test of both scenarios on one systemd-n
 bench: demo ## Chat completions through the deployed proxy vs. LiteLLM's documented start (rps, p50, p99)
 	python3 bench/proxy_bench.py $(BENCH_ARGS)
 
-bench-schema: test-packages venv test-postgres test-wheels ## Fresh migration by the module vs. psql -f (time, ratio)
+bench-schema: test-packages venv test-postgres test-wheels ## Fresh migration vs. psql -f; drifted vs. clean remediation; the matrix, timed
 	LITELLM_TEST_PG_USER=$(PG_TEST_USER) LITELLM_TEST_PG_PASSWORD_FILE=$(PG_TEST_PASSWORD_FILE) \
 	LITELLM_TEST_WHEELS=$(TEST_CACHE)/wheels python3 bench/schema_bench.py $(BENCH_ARGS)
+	LITELLM_TEST_REQUIRE=1 LITELLM_TEST_PG_USER=$(PG_TEST_USER) LITELLM_TEST_PG_PASSWORD_FILE=$(PG_TEST_PASSWORD_FILE) \
+	LITELLM_TEST_WHEELS=$(TEST_CACHE)/wheels pytest -q -s --durations=1 tests/modules/test_schema_matrix.py
 
 bench-model-table: test-packages venv test-postgres test-wheels test-oracles ## Audit and normalize 10,000 model rows: module vs. LiteLLM's helpers
 	LITELLM_TEST_PG_USER=$(PG_TEST_USER) LITELLM_TEST_PG_PASSWORD_FILE=$(PG_TEST_PASSWORD_FILE) \
