@@ -1091,6 +1091,7 @@ class SchemaSync:
                     self._statement(migration, statements[0], autocommit=True)
                 finally:
                     self.conn.autocommit = False
+            # A migration of comments only runs nothing and is still recorded, as Prisma does.
             elif statements and (baseline or stepwise or not self._script(migration)):
                 for number, stmt in enumerate(statements, 1):
                     if needs_autocommit:
@@ -1275,12 +1276,12 @@ class SchemaSync:
         try:
             self.cur.execute(stmt)
         except psycopg2.Error as exc:
-            if exc.pgcode in TOLERATED:
-                self.cur.execute("ROLLBACK TO SAVEPOINT litellm_statement")
-                state = "there" if exc.pgcode in ALREADY_EXISTS else "gone"
-                self._skip(migration, stmt, Verdict(state, "", f"baseline: {_pg_reason(exc)}"))
-                return False
-            raise
+            self.cur.execute("ROLLBACK TO SAVEPOINT litellm_statement")
+            if exc.pgcode not in TOLERATED:
+                raise StatementFailed(_pg_reason(exc), FAILURE_ADVICE.get(exc.pgcode or "", "")) from None
+            state = "there" if exc.pgcode in ALREADY_EXISTS else "gone"
+            self._skip(migration, stmt, Verdict(state, "", f"baseline: {_pg_reason(exc)}"))
+            return False
         self.cur.execute("RELEASE SAVEPOINT litellm_statement")
         self.executed.append(stmt)
         self.changed = self._dirty = True
@@ -1303,9 +1304,10 @@ class SchemaSync:
             if earlier.name >= migration.name:
                 break
             for stmt in earlier.statements:
-                if CREATE_UNIQUE.match(stmt) and CREATE_UNIQUE.match(stmt).group(1) == index:
+                created, dropped = CREATE_UNIQUE.match(stmt), DROP_INDEX.match(stmt)
+                if created and created.group(1) == index:
                     built = stmt
-                elif DROP_INDEX.match(stmt) and DROP_INDEX.match(stmt).group(1) == index:
+                elif dropped and dropped.group(1) == index:
                     built = None
         if built is not None:
             self._preflight_unique(migration.name, built, strict=False)
