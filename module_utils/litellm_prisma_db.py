@@ -1072,7 +1072,7 @@ class SchemaSync:
                 f"(CONCURRENTLY) with others; Prisma cannot apply it either"
             )
         autocommit = needs_autocommit and not self.check_mode
-        stepwise = any(CREATE_UNIQUE.match(s) for s in statements)  # the duplicate check comes first
+        stepwise = any(unique_keys(s) for s in statements)  # the duplicate check comes first
         row_id = str(uuid.uuid4())
         self.cur.execute("SAVEPOINT litellm_migration")
         self.write(
@@ -1319,11 +1319,12 @@ class SchemaSync:
         strict: without remove_duplicates the duplicates are only reported (the repair then warns).
         REPLACING: an index of that name is there with another definition and is about to be replaced.
         """
-        m = CREATE_UNIQUE.match(stmt)
-        if not m:
-            return
-        index, table = m.group(1), m.group(2)
-        columns = re.findall(r'"([^"]+)"', m.group(3))
+        for index, table, columns in unique_keys(stmt):
+            self._preflight_key(source, index, table, columns, strict, replacing)
+
+    def _preflight_key(
+        self, source: str, index: str, table: str, columns: list[str], strict: bool, replacing: bool
+    ) -> None:
         if not replacing and self.scalar("SELECT to_regclass(%s)", (quote_ident(index),)) is not None:
             return
         have = self.scalar(
@@ -1477,13 +1478,12 @@ class SchemaSync:
                 )
             elif d.kind == "primary_key_mismatch":
                 cols = ", ".join(quote_ident(c) for c in table.primary_key)
-                statements.append(
-                    (
-                        d,
-                        f"ALTER TABLE {quote_ident(table.name)} ADD CONSTRAINT "
-                        f"{quote_ident(table.primary_key_name)} PRIMARY KEY ({cols})",
-                    )
+                add_key = (
+                    f"ALTER TABLE {quote_ident(table.name)} ADD CONSTRAINT "
+                    f"{quote_ident(table.primary_key_name)} PRIMARY KEY ({cols})"
                 )
+                self._preflight_unique("repair", add_key, strict=False)  # DB-04: a primary key is unique too
+                statements.append((d, add_key))
         for d in drift:
             if d.repairable and d.kind in ("missing_index", "mismatched_index") and d.table not in new_tables:
                 ix = next(ix for ix in expected.tables[d.table].indexes if ix.name == d.name)
@@ -1516,6 +1516,20 @@ class SchemaSync:
                 continue
             self.result["repaired"].append({"kind": d.kind, "table": d.table, "name": d.name, "sql": sql})
         self.commit()
+
+
+def unique_keys(stmt: str) -> list[tuple[str, str, list[str]]]:
+    """(index, table, columns) of each unique key STMT builds: CREATE UNIQUE INDEX, or a primary key or
+    unique constraint added by ALTER TABLE."""
+    m = CREATE_UNIQUE.match(stmt)
+    if m:
+        return [(m.group(1), m.group(2), re.findall(r'"([^"]+)"', m.group(3)))]
+    if not ALTER_TABLE.match(stmt):
+        return []
+    parsed = parse_statement(stmt)
+    return [
+        (a.name, parsed.table, list(a.columns)) for a in parsed.actions if a.kind in ("add_primary_key", "add_unique")
+    ]
 
 
 def _pg_reason(exc: Exception) -> str:

@@ -725,3 +725,32 @@ def test_check_mode_plans_past_a_statement_that_would_fail_and_names_it(module, 
         {"drift": planned["drift_before"]}
     )
     assert database.dump(data=True) == before
+
+
+def test_db04_duplicates_behind_a_dropped_primary_key_are_removed_before_it_is_added_again(
+    module, database, releases, tmp_path
+):
+    release = releases["1.80.16"]
+    migrated(module, database, release)
+    database.sql('ALTER TABLE "LiteLLM_BudgetTable" DROP CONSTRAINT "LiteLLM_BudgetTable_pkey" CASCADE')
+    for when in ("2026-11-01 10:00", "2026-11-01 12:00"):
+        database.sql(
+            'INSERT INTO "LiteLLM_BudgetTable" (budget_id, created_by, updated_by, max_budget, updated_at) '
+            "VALUES ('b1', 'me', 'me', 5, %s)",
+            (when,),
+        )
+    args = {
+        "database_url": database.url,
+        "schema_file": str(release.schema),
+        "migrations_dir": str(release.migrations),
+        "repair": True,
+        "remove_duplicates": True,
+        "backup_dir": str(tmp_path / "backups"),
+    }
+    rc, result, raw = module(args)
+    assert rc == 0, raw
+    assert [(d["index"], d["rows_to_remove"], d["removed"]) for d in result["duplicates"]] == [
+        ("LiteLLM_BudgetTable_pkey", 1, 1)
+    ]
+    assert result["drift"] == [], "the key and the foreign keys that went with it are back"
+    assert database.sql('SELECT updated_at::text FROM "LiteLLM_BudgetTable"') == [("2026-11-01 12:00:00",)]
