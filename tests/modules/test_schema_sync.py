@@ -48,6 +48,18 @@ def sync(module, db, release, check: bool = False, **extra):
     return module(args, check=check)
 
 
+def remediation(db, release, backup_dir: Path) -> dict:
+    """The module's arguments as playbooks/remediate.yml gives them: repair and duplicate removal on."""
+    return {
+        "database_url": db.url,
+        "schema_file": str(release.schema),
+        "migrations_dir": str(release.migrations),
+        "repair": True,
+        "remove_duplicates": True,
+        "backup_dir": str(backup_dir),
+    }
+
+
 def migrated(module, db, release, **extra) -> dict:
     rc, result, raw = sync(module, db, release, **extra)
     assert rc == 0, raw
@@ -559,14 +571,7 @@ def test_the_incident_database_behind_and_drifted_is_made_right_in_one_remediati
     assert six[0] == INCIDENT_CUT
     assert len(six) == 6
     backups = tmp_path / "backups"
-    args = {
-        "database_url": database.url,
-        "schema_file": str(release.schema),
-        "migrations_dir": str(release.migrations),
-        "repair": True,
-        "remove_duplicates": True,
-        "backup_dir": str(backups),
-    }
+    args = remediation(database, release, backups)
     before = database.dump(data=True)
 
     # The audit: every pending migration, the skip, the duplicates and the drift named; nothing written.
@@ -664,12 +669,7 @@ def test_an_index_under_its_name_with_another_definition_is_drift_and_is_replace
             "'2026-11-01', 'hashed-key', %s, 'openai', '', '/chat/completions', %s)",
             (model, updated),
         )
-    args = {
-        "database_url": database.url,
-        "schema_file": str(release.schema),
-        "migrations_dir": str(release.migrations),
-        "backup_dir": str(tmp_path / "backups"),
-    }
+    args = remediation(database, release, tmp_path / "backups")
     report = migrated(module, database, release)
     mismatched = {(d["table"], d["name"]): d for d in report["drift"] if d["kind"] == "mismatched_index"}
     assert set(mismatched) == {
@@ -679,7 +679,6 @@ def test_an_index_under_its_name_with_another_definition_is_drift_and_is_replace
     assert mismatched[("LiteLLM_SpendLogs", "LiteLLM_SpendLogs_startTime_idx")]["actual"] == "index on (end_user)"
     assert not any(d["kind"] in ("missing_index", "extra_index") for d in report["drift"]), "named once, as mismatched"
 
-    args.update(repair=True, remove_duplicates=True)
     before = database.dump(data=True)
     rc, planned, raw = module(args, check=True)
     assert rc == 0, raw
@@ -739,15 +738,7 @@ def test_db04_duplicates_behind_a_dropped_primary_key_are_removed_before_it_is_a
             "VALUES ('b1', 'me', 'me', 5, %s)",
             (when,),
         )
-    args = {
-        "database_url": database.url,
-        "schema_file": str(release.schema),
-        "migrations_dir": str(release.migrations),
-        "repair": True,
-        "remove_duplicates": True,
-        "backup_dir": str(tmp_path / "backups"),
-    }
-    rc, result, raw = module(args)
+    rc, result, raw = module(remediation(database, release, tmp_path / "backups"))
     assert rc == 0, raw
     assert [(d["index"], d["rows_to_remove"], d["removed"]) for d in result["duplicates"]] == [
         ("LiteLLM_BudgetTable_pkey", 1, 1)
