@@ -51,20 +51,46 @@ INJECT = {
     " -e 's#^StandardOutput=journal#StandardOutput=append:/var/log/litellm.log#'"
     " /etc/systemd/system/litellm-proxy.service && systemctl daemon-reload",
 }
-# Database incidents, in SQL as they happened: an older schema (the last migration but two rolled
-# back) and a dropped column (DB-01), a dropped table (DB-02), duplicates where a unique index was
-# dropped (DB-04), no admin user (DB-05), an expired key (SEC-03), and a zombie row (MT-04).
+# Database incidents, in SQL as they happened. The schema as the incident host had it (DB-01, DB-02,
+# DB-04 together): LiteLLM 1.80.16's migrations applied up to 20251211100212, the last six not (their
+# effects undone, their records gone: the first of them creates LiteLLM_SkillsTable, the one after
+# adds `endpoint` to the six daily tables' unique keys and begins by dropping the old keys), then
+# drift on top: organization_id dropped, and the team-day unique key dropped with duplicates behind
+# it. (The reversal equals a database migrated up to that point, by a schema-only dump.) Then no
+# admin user (DB-05) and an expired key (SEC-03).
+OLD_DAILY_KEYS = {
+    "LiteLLM_DailyAgentSpend": ("LiteLLM_DailyAgentSpend_agent_id_date_api_key_model_custom__key", "agent_id"),
+    "LiteLLM_DailyEndUserSpend": ("LiteLLM_DailyEndUserSpend_end_user_id_date_api_key_model_cu_key", "end_user_id"),
+    "LiteLLM_DailyOrganizationSpend": (
+        "LiteLLM_DailyOrganizationSpend_organization_id_date_api_key_key",
+        "organization_id",
+    ),
+    "LiteLLM_DailyTagSpend": ("LiteLLM_DailyTagSpend_tag_date_api_key_model_custom_llm_pro_key", "tag"),
+    "LiteLLM_DailyUserSpend": ("LiteLLM_DailyUserSpend_user_id_date_api_key_model_custom_ll_key", "user_id"),
+}
+SIX_PENDING = 6
 DAMAGE = f"""
+DROP TABLE "LiteLLM_SkillsTable";
+ALTER TABLE "LiteLLM_MCPServerTable" DROP COLUMN authorization_url, DROP COLUMN registration_url,
+  DROP COLUMN token_url, DROP COLUMN allow_all_keys;
+ALTER TABLE "LiteLLM_DailyTeamSpend" DROP COLUMN endpoint;
+{"".join(f'ALTER TABLE "{table}" DROP COLUMN endpoint;' for table in OLD_DAILY_KEYS)}
+{
+    "".join(
+        f'CREATE UNIQUE INDEX "{index}" ON "{table}" ({owner}, date, api_key, model, custom_llm_provider, '
+        f"mcp_namespaced_tool_name);"
+        for table, (index, owner) in OLD_DAILY_KEYS.items()
+    )
+}
 ALTER TABLE "LiteLLM_TeamTable" DROP COLUMN router_settings;
 ALTER TABLE "LiteLLM_VerificationToken" DROP COLUMN router_settings;
-DELETE FROM _prisma_migrations WHERE migration_name = '{ROLLED_BACK}';
+DROP INDEX "LiteLLM_UserTable_user_email_lower_idx";
+DELETE FROM _prisma_migrations WHERE migration_name >= '20251220144550';
 ALTER TABLE "LiteLLM_VerificationToken" DROP COLUMN organization_id;
-DROP TABLE "LiteLLM_SkillsTable";
-DROP INDEX "{TEAM_DAY_KEY}";
 INSERT INTO "LiteLLM_DailyTeamSpend" (id, team_id, date, api_key, model, custom_llm_provider,
-  mcp_namespaced_tool_name, endpoint, updated_at)
+  mcp_namespaced_tool_name, updated_at)
 SELECT 'molecule-dup-' || n, 'team-molecule', '2026-11-01', 'hashed-key', 'gpt-a', 'openai', '',
-  '/chat/completions', now() - n * interval '1 hour' FROM generate_series(1, 3) AS n;
+  now() - n * interval '1 hour' FROM generate_series(1, 3) AS n;
 DELETE FROM "LiteLLM_UserTable" WHERE user_id = 'default_user_id';
 INSERT INTO "LiteLLM_VerificationToken" (token, key_alias, expires)
 VALUES ('molecule-expired', 'molecule-expired-key', now() - interval '40 days');
@@ -164,6 +190,15 @@ def test_check_run_names_every_incident_and_changes_nothing(host, runs):
     assert data["summary"]["found"] == [i for i in status(data) if i in INJECTED], json.dumps(data, indent=1)
     assert data["summary"]["fixed"] == []
     assert "audit (check mode, nothing changed)" in text
+    # The schema audit planned past the drift: the six pending migrations, the drift and the duplicates.
+    found = {e["id"]: next(iter(e["hosts"].values())).get("found", []) for e in data["incidents"] if e["hosts"]}
+    assert len([f for f in found["DB-01"] if f.endswith(" not applied")]) == SIX_PENDING, found["DB-01"]
+    assert any("organization_id" in f for f in found["DB-01"])
+    assert any(TEAM_DAY_KEY in f and "skipped" in f for f in found["DB-01"])
+    assert found["DB-02"] == ['table "LiteLLM_SkillsTable" is missing']
+    assert found["DB-04"] == [
+        f"2 duplicate row(s) in 1 group(s) of LiteLLM_DailyTeamSpend block the unique index {TEAM_DAY_KEY}"
+    ]
 
 
 def test_remediation_fixes_every_incident_and_the_smoke_passes(host, runs):
@@ -179,7 +214,15 @@ def test_remediation_fixes_every_incident_and_the_smoke_passes(host, runs):
 
     # What the operator would look at.
     assert start_compliance(host) == 0, host.check_output(f"cat {STATE}/compliance.json")
+    # The schema: one run applied the six pending migrations past the drift (every one of the 64 recorded once),
+    # and the repair brought back what drift took.
+    recorded = sql(
+        host,
+        "SELECT count(DISTINCT migration_name), count(*) FILTER (WHERE finished_at IS NULL) FROM _prisma_migrations",
+    )
+    assert recorded == "64|0"
     assert ROLLED_BACK in sql(host, "SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL")
+    assert sql(host, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'endpoint'") == "6"
     columns = sql(
         host,
         "SELECT count(*) FROM information_schema.columns WHERE table_name = 'LiteLLM_VerificationToken' "
