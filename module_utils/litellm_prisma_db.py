@@ -898,12 +898,13 @@ class SchemaSync:
             baseline = self.options.baseline == "always" or (
                 self.options.baseline == "auto" and not history and self._has_tables()
             )
-        if self.expected is not None:
-            self.result["drift_before"] = [d.as_dict() for d in self._drift()]
+        before = self._drift() if self.expected is not None else []
+        self.result["drift_before"] = [d.as_dict() for d in before]
         for migration in pending:
             self._apply(migration, baseline)
         if self.expected is not None:
-            drift = self._drift()
+            # With nothing pending, nothing of the schema was written since: the same comparison.
+            drift = self._drift() if pending else before
             if self.options.repair and any(d.repairable for d in drift):
                 self._repair(drift)
                 drift = self._drift()
