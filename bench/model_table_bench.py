@@ -37,7 +37,8 @@ for name, path in (("ansible", []), ("ansible.module_utils", [str(PROJECT / "mod
 import psycopg2  # noqa: E402
 from ansible.module_utils.litellm_model_table import ModelTable, Options, build_keys  # noqa: E402
 from ansible.module_utils.litellm_prisma_db import Options as SchemaOptions  # noqa: E402
-from ansible.module_utils.litellm_prisma_db import SchemaSync, load_migrations  # noqa: E402
+from ansible.module_utils.litellm_prisma_db import SchemaSync  # noqa: E402
+from ansible.module_utils.litellm_prisma_migrations import load_migrations  # noqa: E402
 from pg import admin, drop_database, fresh_database  # noqa: E402
 from psycopg2.extras import execute_values  # noqa: E402
 

@@ -36,12 +36,9 @@ import ansible.module_utils  # noqa: E402
 ansible.module_utils.__path__.append(str(PROJECT / "module_utils"))  # type: ignore[attr-defined]
 
 import psycopg2  # noqa: E402
-from ansible.module_utils.litellm_prisma_db import (  # noqa: E402
-    Connection,
-    Options,
-    SchemaSync,
-    load_migrations,
-)
+from ansible.module_utils.litellm_postgres import Connection  # noqa: E402
+from ansible.module_utils.litellm_prisma_db import Options, SchemaSync  # noqa: E402
+from ansible.module_utils.litellm_prisma_migrations import load_migrations  # noqa: E402
 from ansible.module_utils.litellm_prisma_schema import parse_schema  # noqa: E402
 from pg import admin, drop_database, fresh_database  # noqa: E402
 

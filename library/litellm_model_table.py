@@ -147,12 +147,7 @@ missing_stores:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.litellm_crypto import CryptoError, missing_libraries
 from ansible.module_utils.litellm_model_table import ModelTable, ModelTableError, Options, build_keys, diff_text
-from ansible.module_utils.litellm_prisma_db import (
-    SyncError,
-    connect,
-    connection_from_params,
-    database_module,
-)
+from ansible.module_utils.litellm_postgres import DatabaseError, connect, connection_from_params, database_module
 
 
 def main() -> None:
@@ -183,7 +178,7 @@ def main() -> None:
     p = module.params
     try:
         result = run(module, p)
-    except (ModelTableError, SyncError, CryptoError) as exc:
+    except (ModelTableError, DatabaseError, CryptoError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 

@@ -231,17 +231,10 @@ import subprocess
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.litellm_prisma_db import (
-    Options,
-    SchemaSync,
-    SyncError,
-    client_status,
-    connect,
-    connection_from_params,
-    database_module,
-    load_migrations,
-    venv_paths,
-)
+from ansible.module_utils.litellm_postgres import DatabaseError, connect, connection_from_params, database_module
+from ansible.module_utils.litellm_prisma_client import client_status, venv_paths
+from ansible.module_utils.litellm_prisma_db import Options, SchemaSync
+from ansible.module_utils.litellm_prisma_migrations import SyncError, load_migrations
 from ansible.module_utils.litellm_prisma_schema import SchemaError, parse_schema
 
 
@@ -280,7 +273,7 @@ def main() -> None:
         result = run(module, p)
     except SyncError as exc:
         module.fail_json(msg=str(exc), **exc.result)
-    except SchemaError as exc:
+    except (DatabaseError, SchemaError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 

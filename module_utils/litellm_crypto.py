@@ -22,6 +22,11 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: a missing library is reported, not raised on import
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from nacl.secret import SecretBox
 
 XSALSA20 = "xsalsa20-poly1305"
 AES_GCM = "aes-256-gcm"
@@ -103,14 +108,14 @@ class Key:
             raise CryptoError(f"{label} is empty")
         self.label = label
         self._derived = hashlib.sha256(secret.encode("utf-8")).digest()
-        self._box = None
-        self._gcm = None
+        self._box: SecretBox | None = None
+        self._gcm: AESGCM | None = None
 
     def same_as(self, other: Key) -> bool:
         return self._derived == other._derived
 
     @property
-    def box(self):
+    def box(self) -> SecretBox:
         if self._box is None:
             import nacl.secret
 
@@ -118,7 +123,7 @@ class Key:
         return self._box
 
     @property
-    def gcm(self):
+    def gcm(self) -> AESGCM:
         if self._gcm is None:
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -190,6 +195,7 @@ class Reading:
 
 def _open_layer(current: str, keys: list[Key]) -> tuple[str, Layer] | None:
     """One layer off ``current`` with the first key that opens it, or None."""
+    raw: bytes | None
     if current.startswith(V2_GCM_PREFIX):
         try:
             raw = base64.urlsafe_b64decode(current[len(V2_GCM_PREFIX) :])

@@ -18,6 +18,17 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import Any, overload
+
+# The shapes passed around, all JSON: read_gpus' snapshot, a GPU or MIG placement, a service of
+# the planner's input (normalized), a service's decision.
+Snapshot = dict[str, Any]
+Placement = dict[str, Any]
+Service = dict[str, Any]
+Decision = dict[str, Any]
+# The unit a process runs in (None: not a service), from its PID.
+UnitOf = Callable[[int], "str | None"]
 
 MIB = 1024 * 1024
 # Units whose processes are ours, from a process's cgroup path.
@@ -37,17 +48,17 @@ class GateError(Exception):
     """Bad input to the planner; the message names the service and the field."""
 
 
-def _import_pynvml():
+def _import_pynvml() -> Any:
     import pynvml
 
     return pynvml
 
 
-def _text(value):
+def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def unit_of_pid(pid, proc="/proc"):
+def unit_of_pid(pid: int, proc: str = "/proc") -> str | None:
     """The systemd service a process runs in (from its cgroup), or None."""
     try:
         with open(f"{proc}/{int(pid)}/cgroup", encoding="utf-8") as handle:
@@ -63,7 +74,7 @@ def unit_of_pid(pid, proc="/proc"):
     return None
 
 
-def _processes(nvml, handle, unit_of):
+def _processes(nvml: Any, handle: Any, unit_of: UnitOf) -> list[dict[str, Any]]:
     processes = []
     for process in nvml.nvmlDeviceGetComputeRunningProcesses(handle) or []:
         used = getattr(process, "usedGpuMemory", None)
@@ -78,12 +89,12 @@ def _processes(nvml, handle, unit_of):
     return processes
 
 
-def _memory(nvml, handle):
+def _memory(nvml: Any, handle: Any) -> dict[str, int]:
     info = nvml.nvmlDeviceGetMemoryInfo(handle)
     return {"total_mib": int(info.total) // MIB, "used_mib": int(info.used) // MIB, "free_mib": int(info.free) // MIB}
 
 
-def _mig_instances(nvml, handle, unit_of):
+def _mig_instances(nvml: Any, handle: Any, unit_of: UnitOf) -> list[dict[str, Any]]:
     instances = []
     for slot in range(nvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
         try:
@@ -100,7 +111,7 @@ def _mig_instances(nvml, handle, unit_of):
     return instances
 
 
-def read_gpus(nvml=None, unit_of=unit_of_pid):
+def read_gpus(nvml: Any = None, unit_of: UnitOf = unit_of_pid) -> Snapshot:
     """Read every GPU's memory, MIG mode and compute processes.
 
     Returns ``{"available": bool, "reason": str|None, "driver": str|None, "gpus": [...]}``.
@@ -120,7 +131,11 @@ def read_gpus(nvml=None, unit_of=unit_of_pid):
         gpus = []
         for index in range(nvml.nvmlDeviceGetCount()):
             handle = nvml.nvmlDeviceGetHandleByIndex(index)
-            gpu = {"index": index, "name": _text(nvml.nvmlDeviceGetName(handle)), **_memory(nvml, handle)}
+            gpu: dict[str, Any] = {
+                "index": index,
+                "name": _text(nvml.nvmlDeviceGetName(handle)),
+                **_memory(nvml, handle),
+            }
             try:
                 gpu["mig"] = bool(nvml.nvmlDeviceGetMigMode(handle)[0])
             except nvml.NVMLError:
@@ -141,7 +156,7 @@ def read_gpus(nvml=None, unit_of=unit_of_pid):
     return {"available": True, "reason": None, "driver": driver, "gpus": gpus}
 
 
-def devices(snapshot):
+def devices(snapshot: Snapshot) -> list[Placement]:
     """Where a service can be placed: each GPU, or each MIG instance of a GPU in MIG mode."""
     placements = []
     for gpu in snapshot["gpus"]:
@@ -169,7 +184,11 @@ def devices(snapshot):
     return placements
 
 
-def _whole(where, field, value, default=None):
+@overload
+def _whole(where: str, field: str, value: Any, default: int) -> int: ...
+@overload
+def _whole(where: str, field: str, value: Any, default: None = None) -> int | None: ...
+def _whole(where: str, field: str, value: Any, default: int | None = None) -> int | None:
     if value is None:
         return default
     if isinstance(value, bool):
@@ -183,7 +202,7 @@ def _whole(where, field, value, default=None):
     return number
 
 
-def normalize_services(services):
+def normalize_services(services: object) -> list[Service]:
     """Check the planner's input; each service is ``{name, vram_mib, gpu_index?, priority?}``."""
     if not isinstance(services, list):
         raise GateError(f"services must be a list, got {type(services).__name__}")
@@ -209,12 +228,14 @@ def normalize_services(services):
     return result
 
 
-def _decision(service, status, reason, device=None, stop=()):
+def _decision(
+    service: Service, status: str, reason: str, device: str | None = None, stop: Sequence[str] = ()
+) -> Decision:
     """A service's plan: its input, what the planner decided, where, what would stop, and why."""
     return {**service, "status": status, "device": device, "stop": list(stop), "reason": reason}
 
 
-def plan(snapshot, services, headroom_mib=0):
+def plan(snapshot: Snapshot, services: object, headroom_mib: object = 0) -> dict[str, Any]:
     """Decide, for each service, whether it runs, fits now, fits once others stop, or never fits.
 
     Services are placed by priority (highest first), each on the allowed device with the most
@@ -235,7 +256,7 @@ def plan(snapshot, services, headroom_mib=0):
 
     # Free memory per device as planned so far, and which of our services hold memory where.
     free = {place["id"]: place["free_mib"] - headroom for place in places}
-    holders = {place["id"]: {} for place in places}
+    holders: dict[str, dict[str, int]] = {place["id"]: {} for place in places}
     for place in places:
         for process in place["processes"]:
             if process["unit"] in by_name:
@@ -339,7 +360,14 @@ def plan(snapshot, services, headroom_mib=0):
     }
 
 
-def check(unit, vram_mib, gpu_index=None, headroom_mib=0, nvml=None, unit_of=unit_of_pid):
+def check(
+    unit: str,
+    vram_mib: int,
+    gpu_index: int | None = None,
+    headroom_mib: int = 0,
+    nvml: Any = None,
+    unit_of: UnitOf = unit_of_pid,
+) -> tuple[bool, str]:
     """The start-time check: (fits, message). Only memory free now counts; nothing is stopped."""
     started = time.monotonic()
     snapshot = read_gpus(nvml, unit_of)
@@ -352,7 +380,7 @@ def check(unit, vram_mib, gpu_index=None, headroom_mib=0, nvml=None, unit_of=uni
     return fits, f"{unit}: {verdict}{where}: {item['reason']} ({item['status']}, decided in {elapsed:.1f} ms)"
 
 
-def main(argv=None, nvml=None):
+def main(argv: Sequence[str] | None = None, nvml: Any = None) -> int:
     parser = argparse.ArgumentParser(description="GPU gate of local model services (ExecCondition=).")
     commands = parser.add_subparsers(dest="command", required=True)
     check_parser = commands.add_parser("check", help="exit 0 when the unit fits on a GPU now, 1 when not")

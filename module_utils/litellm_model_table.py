@@ -25,6 +25,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from ansible.module_utils.litellm_crypto import (
     ALGORITHMS,
@@ -165,7 +166,7 @@ class Change:
     values: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        out = {"action": self.action, "store": self.store, "row": self.where, "reason": self.reason}
+        out: dict[str, Any] = {"action": self.action, "store": self.store, "row": self.where, "reason": self.reason}
         if self.fields:
             out["fields"] = self.fields
         return out
@@ -302,7 +303,7 @@ class ModelTable:
         self.findings.append(entry)
 
     def _audit_values(self) -> dict:
-        counts = {
+        counts: dict[str, Any] = {
             "values": 0,
             "plaintext": 0,
             "encrypted_once": 0,
@@ -396,7 +397,7 @@ class ModelTable:
         fields = []
         for name in todo:
             reading = row.readings[name]
-            values[name] = self.current.seal(reading.plaintext, self.options.algorithm)
+            values[name] = self.current.seal(cast(str, reading.plaintext), self.options.algorithm)  # readable
             fields.append({"field": name, "before": reading.describe(), "after": self._once})
         self.changes.append(
             Change(

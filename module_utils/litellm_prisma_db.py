@@ -3,32 +3,50 @@
 `SchemaSync` applies LiteLLM's Prisma migrations the way `prisma migrate deploy` does, keeping
 Prisma's bookkeeping in `_prisma_migrations`, then compares the live database with
 `schema.prisma` (parsed by litellm_prisma_schema) and, when asked, adds what is missing.
+The pieces it runs live beside it: the connection in litellm_postgres, the migration files in
+litellm_prisma_migrations, introspection, drift and the repair DDL in litellm_prisma_drift.
 Every write runs in a transaction; in check mode the whole run is one transaction that is
 rolled back, so the plan is the real thing and nothing is kept.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import TYPE_CHECKING
 
-from ansible.module_utils.litellm_prisma_schema import (
-    Column,
-    ForeignKey,
-    Index,
-    Schema,
-    Table,
-    parse_default_expression,
-    quote_ident,
+from ansible.module_utils.litellm_postgres import pg_reason, quote_ident
+from ansible.module_utils.litellm_prisma_drift import (
+    Drift,
+    column_sql,
+    compare,
+    create_table_sql,
+    default_sql,
+    foreign_key_sql,
+    index_sql,
+    introspect,
+    sql_literal,
 )
+from ansible.module_utils.litellm_prisma_migrations import (
+    ADD_COLUMN,
+    ALTER_TABLE,
+    CREATE_TABLE,
+    CREATE_UNIQUE,
+    DROP_COLUMN,
+    DROP_INDEX,
+    DROP_TABLE,
+    NO_TRANSACTION,
+    Migration,
+    SyncError,
+    migration_index_names,
+    unique_keys,
+)
+from ansible.module_utils.litellm_prisma_schema import Schema
 from ansible.module_utils.litellm_prisma_statements import (
     LiveCatalog,
     Verdict,
@@ -37,49 +55,13 @@ from ansible.module_utils.litellm_prisma_statements import (
     shorten,
 )
 
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
 HISTORY_TABLE = "_prisma_migrations"
 # The advisory lock key Prisma Migrate takes: holding the same one keeps this module and any
 # Prisma CLI (LiteLLM's own start-up migration) from migrating at the same time.
 PRISMA_LOCK_KEY = 72707369
-
-# URL parameters that only Prisma understands (DB-07): read, never handed to libpq.
-PRISMA_URL_PARAMS = {
-    "connection_limit",
-    "pool_timeout",
-    "schema",
-    "pgbouncer",
-    "socket_timeout",
-    "statement_cache_size",
-    "sslaccept",
-    "sslidentity",
-    "max_connection_lifetime",
-    "max_idle_connection_lifetime",
-}
-LIBPQ_URL_PARAMS = {
-    "host",
-    "hostaddr",
-    "port",
-    "sslmode",
-    "sslcert",
-    "sslkey",
-    "sslrootcert",
-    "sslcrl",
-    "sslpassword",
-    "sslcompression",
-    "sslsni",
-    "connect_timeout",
-    "application_name",
-    "options",
-    "target_session_attrs",
-    "keepalives",
-    "keepalives_idle",
-    "keepalives_interval",
-    "keepalives_count",
-    "tcp_user_timeout",
-    "channel_binding",
-    "gssencmode",
-    "requiressl",
-}
 
 # SQLSTATEs that mean "this object is already there" / "already gone": a statement refused with one
 # of them may have an end state that already holds (baselining, and drift in a pending migration).
@@ -87,638 +69,8 @@ ALREADY_EXISTS = {"42P07", "42701", "42710", "42P06", "42723", "42P16"}
 ALREADY_GONE = {"42704", "42P01", "42703"}
 TOLERATED = ALREADY_EXISTS | ALREADY_GONE
 
-NO_TRANSACTION = re.compile(r"\b(CONCURRENTLY|VACUUM|ALTER\s+SYSTEM)\b", re.I)
-CREATE_UNIQUE = re.compile(
-    r'^\s*CREATE\s+UNIQUE\s+INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?"([^"]+)"\s+ON\s+(?:ONLY\s+)?"([^"]+)"'
-    r'\s*(?:USING\s+\w+\s*)?\(((?:\s*"[^"]+"\s*(?:ASC|DESC)?\s*,?)+)\)\s*$',
-    re.I | re.S,
-)
-INDEX_NAME = re.compile(
-    r'^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?"([^"]+)"', re.I
-)
-DROP_INDEX = re.compile(r'^\s*DROP\s+INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+EXISTS\s+)?"([^"]+)"', re.I)
-ADD_COLUMN = re.compile(r'ADD\s+COLUMN\s+(?:IF\s+NOT\s+EXISTS\s+)?"([^"]+)"', re.I)
-DROP_COLUMN = re.compile(r'DROP\s+COLUMN\s+(?:IF\s+EXISTS\s+)?"([^"]+)"', re.I)
-ALTER_TABLE = re.compile(r'^\s*ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?"([^"]+)"', re.I)
-CREATE_TABLE = re.compile(r'^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?"([^"]+)"', re.I)
-DROP_TABLE = re.compile(r'^\s*DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?"([^"]+)"', re.I)
-
 # Columns whose values are not printed in a duplicate report (hashed keys, tokens).
 SENSITIVE_COLUMN = re.compile(r"key|token|secret|password|hash", re.I)
-
-
-class SyncError(Exception):
-    """Stops the run; the message says what was being done and what to do next.
-
-    RESULT, when the run had started: what it did before it stopped (the module returns it).
-    """
-
-    def __init__(self, message: str, result: dict | None = None) -> None:
-        super().__init__(message)
-        self.result = result or {}
-
-
-# --------------------------------------------------------------------------- connection
-
-
-@dataclass
-class Connection:
-    host: str = "localhost"
-    port: int = 5432
-    user: str = ""
-    password: str = ""
-    database: str = ""
-    schema: str = "public"
-    libpq: dict[str, str] = field(default_factory=dict)
-    ignored: list[str] = field(default_factory=list)
-
-    @property
-    def where(self) -> str:
-        return f"PostgreSQL at {self.host}:{self.port} (database {self.database!r}, user {self.user!r})"
-
-    def connect_kwargs(self) -> dict:
-        kwargs = {"host": self.host, "port": self.port, "user": self.user, "dbname": self.database}
-        if self.password:
-            kwargs["password"] = self.password
-        kwargs.update(self.libpq)
-        return kwargs
-
-
-def parse_database_url(url: str) -> Connection:
-    """Read a DATABASE_URL as Prisma does: its own parameters are kept apart from libpq's."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise SyncError(f"database_url cannot be read: {exc}") from None
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise SyncError(f"database_url must start with postgresql:// (found {parts.scheme or 'no'} scheme)")
-    conn = Connection(
-        host=unquote(parts.hostname or "localhost"),
-        port=port or 5432,
-        user=unquote(parts.username or ""),
-        password=unquote(parts.password or ""),
-        database=unquote(parts.path.lstrip("/")),
-    )
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key == "schema":
-            conn.schema = value or "public"
-        elif key in PRISMA_URL_PARAMS:
-            conn.ignored.append(key)
-        elif key in ("host", "port"):
-            setattr(conn, key, int(value) if key == "port" else value)
-        elif key in LIBPQ_URL_PARAMS:
-            conn.libpq[key] = value
-        else:
-            raise SyncError(f"database_url has the parameter {key!r}, which neither Prisma nor libpq knows; remove it")
-    if not conn.database:
-        raise SyncError("database_url names no database (postgresql://user:password@host:port/DATABASE)")
-    return conn
-
-
-# The connection options every module that talks to LiteLLM's database takes (documented in
-# doc_fragments/litellm_database.py).
-CONNECTION_ARGUMENT_SPEC = {
-    "database_url": {"type": "str", "no_log": True},
-    "login_host": {"type": "str", "default": "localhost"},
-    "login_port": {"type": "int", "default": 5432},
-    "login_user": {"type": "str"},
-    "login_password": {"type": "str", "no_log": True},
-    "db": {"type": "str"},
-    "schema": {"type": "str"},
-}
-CONNECTION_MUTUALLY_EXCLUSIVE = [("database_url", "login_user"), ("database_url", "db")]
-CONNECTION_REQUIRED_ONE_OF = [("database_url", "db")]
-
-
-def database_module(argument_spec: dict):
-    """An AnsibleModule with the connection options besides its own, stopped early without psycopg2."""
-    from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-    module = AnsibleModule(
-        argument_spec={**CONNECTION_ARGUMENT_SPEC, **argument_spec},
-        mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE,
-        required_one_of=CONNECTION_REQUIRED_ONE_OF,
-        supports_check_mode=True,
-    )
-    try:
-        import psycopg2  # noqa: F401
-    except ImportError:
-        module.fail_json(msg=missing_required_lib("psycopg2"))
-    return module
-
-
-def connection_from_params(params: dict) -> Connection:
-    """The Connection a module's parameters describe: a DATABASE_URL, or login_* and db."""
-    if params["database_url"]:
-        conn = parse_database_url(params["database_url"])
-    else:
-        conn = Connection(
-            params["login_host"],
-            params["login_port"],
-            params["login_user"] or "",
-            params["login_password"] or "",
-            params["db"],
-        )
-    if params["schema"]:
-        conn.schema = params["schema"]
-    return conn
-
-
-def connect(conn: Connection):
-    import psycopg2  # imported here so that the parsing above works without it
-
-    try:
-        return psycopg2.connect(**conn.connect_kwargs())
-    except psycopg2.Error as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if conn.password:
-            reason = reason.replace(conn.password, "********")
-        raise SyncError(
-            f"cannot connect to {conn.where}: {reason}. Check that PostgreSQL is running and reachable from "
-            f"this host, and the credentials."
-        ) from None
-
-
-# --------------------------------------------------------------------------- migrations
-
-
-def split_sql(text: str) -> list[str]:
-    """Split a migration script into statements: quotes, dollar quotes and comments respected."""
-    statements: list[str] = []
-    buf: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if text.startswith("--", i):
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        if text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            continue
-        if ch in ("'", '"'):
-            end = i + 1
-            while end < n:
-                if text[end] == ch:
-                    if end + 1 < n and text[end + 1] == ch:
-                        end += 2
-                        continue
-                    break
-                end += 1
-            buf.append(text[i : end + 1])
-            i = end + 1
-            continue
-        if ch == "$":
-            m = re.match(r"\$([A-Za-z_]\w*)?\$", text[i:])
-            if m:
-                tag = m.group(0)
-                end = text.find(tag, i + len(tag))
-                end = n if end < 0 else end + len(tag)
-                buf.append(text[i:end])
-                i = end
-                continue
-        if ch == ";":
-            stmt = "".join(buf).strip()
-            if stmt:
-                statements.append(stmt)
-            buf = []
-            i += 1
-            continue
-        buf.append(ch)
-        i += 1
-    stmt = "".join(buf).strip()
-    if stmt:
-        statements.append(stmt)
-    return statements
-
-
-@dataclass
-class Migration:
-    name: str
-    path: Path
-    script: str
-    checksum: str
-
-    @cached_property
-    def statements(self) -> list[str]:
-        """Split once: the drift check reads every migration's statements on each comparison."""
-        return split_sql(self.script)
-
-
-def load_migrations(directory: str | Path) -> list[Migration]:
-    root = Path(directory)
-    if not root.is_dir():
-        raise SyncError(f"the migrations directory {root} does not exist")
-    migrations = []
-    for entry in sorted(root.iterdir(), key=lambda p: p.name):
-        script = entry / "migration.sql"
-        if entry.is_dir() and script.is_file():
-            data = script.read_bytes()
-            migrations.append(Migration(entry.name, script, data.decode("utf-8"), hashlib.sha256(data).hexdigest()))
-    if not migrations:
-        raise SyncError(f"the migrations directory {root} holds no <name>/migration.sql")
-    return migrations
-
-
-def migration_index_names(migrations: list[Migration]) -> set[str]:
-    """Indexes that the migrations leave behind, in order (created and not dropped again)."""
-    names: set[str] = set()
-    for migration in migrations:
-        for stmt in migration.statements:
-            created = INDEX_NAME.match(stmt)
-            dropped = DROP_INDEX.match(stmt)
-            if created:
-                names.add(created.group(1))
-            elif dropped:
-                names.discard(dropped.group(1))
-    return names
-
-
-# --------------------------------------------------------------------------- introspection
-
-ACTION_CODES = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
-
-
-def introspect(cur, schema: str) -> Schema:
-    """The live tables, columns, keys, indexes and enums of one PostgreSQL schema."""
-    live = Schema()
-    cur.execute(
-        "SELECT t.typname, e.enumlabel FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid "
-        "JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = %s ORDER BY t.typname, e.enumsortorder",
-        (schema,),
-    )
-    for name, label in cur.fetchall():
-        live.enums.setdefault(name, []).append(label)
-    cur.execute(
-        "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-        "pg_get_expr(d.adbin, d.adrelid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-        "LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
-        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') ORDER BY c.relname, a.attnum",
-        (schema,),
-    )
-    for table, column, pg_type, notnull, default in cur.fetchall():
-        tbl = live.tables.setdefault(table, Table(table, table))
-        tbl.columns[column] = Column(column, pg_type.replace('"', ""), not notnull, parse_default_expression(default))
-    cur.execute(
-        "SELECT t.relname, i.relname, x.indisunique, x.indisprimary, am.amname, x.indexprs IS NOT NULL, "
-        "ARRAY(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY k(attnum, ord) "
-        "      JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum ORDER BY k.ord), "
-        "x.indoption::int2[], pg_get_indexdef(x.indexrelid), coalesce(pg_get_expr(x.indpred, x.indrelid), '') "
-        "FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid "
-        "JOIN pg_am am ON am.oid = i.relam JOIN pg_namespace n ON n.oid = t.relnamespace "
-        "WHERE n.nspname = %s AND t.relkind IN ('r', 'p')",
-        (schema,),
-    )
-    for table, name, unique, primary, method, has_expr, columns, options, definition, predicate in cur.fetchall():
-        tbl = live.tables.get(table)
-        if tbl is None:
-            continue
-        if primary:
-            tbl.primary_key = tuple(columns)
-            tbl.primary_key_name = name
-            continue
-        if has_expr:
-            cols: tuple = ((definition, "ASC"),)
-        else:
-            cols = tuple((c, "DESC" if (o or 0) & 1 else "ASC") for c, o in zip(columns, options, strict=False))
-        tbl.indexes.append(Index(name, cols, unique=unique, method=method, predicate=predicate))
-    cur.execute(
-        "SELECT t.relname, c.conname, r.relname, c.confdeltype, c.confupdtype, "
-        "ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, o) "
-        "      JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o), "
-        "ARRAY(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(n, o) "
-        "      JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o) "
-        "FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_class r ON r.oid = c.confrelid "
-        "JOIN pg_namespace n ON n.oid = t.relnamespace WHERE c.contype = 'f' AND n.nspname = %s",
-        (schema,),
-    )
-    for table, name, ref_table, on_delete, on_update, cols, ref_cols in cur.fetchall():
-        if table in live.tables:
-            live.tables[table].foreign_keys.append(
-                ForeignKey(
-                    name, tuple(cols), ref_table, tuple(ref_cols), ACTION_CODES[on_delete], ACTION_CODES[on_update]
-                )
-            )
-    return live
-
-
-# --------------------------------------------------------------------------- drift
-
-
-@dataclass
-class Drift:
-    kind: str
-    table: str
-    name: str
-    message: str
-    expected: str = ""
-    actual: str = ""
-    repairable: bool = False
-
-    def as_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "table": self.table,
-            "name": self.name,
-            "message": self.message,
-            "expected": self.expected,
-            "actual": self.actual,
-            "repairable": self.repairable,
-        }
-
-
-def compare(expected: Schema, live: Schema, migration_indexes: frozenset[str] | set[str] = frozenset()) -> list[Drift]:
-    """What differs between the schema file and the database, object by object."""
-    drift: list[Drift] = []
-    for enum, values in expected.enums.items():
-        if enum not in live.enums:
-            drift.append(Drift("missing_enum", "", enum, f'enum "{enum}" is missing', ", ".join(values), "", True))
-            continue
-        for value in values:
-            if value not in live.enums[enum]:
-                drift.append(
-                    Drift(
-                        "missing_enum_value",
-                        "",
-                        f"{enum}.{value}",
-                        f'enum "{enum}" lacks the value {value!r}',
-                        value,
-                        "",
-                        True,
-                    )
-                )
-        for value in live.enums[enum]:
-            if value not in values:
-                drift.append(
-                    Drift(
-                        "extra_enum_value",
-                        "",
-                        f"{enum}.{value}",
-                        f'enum "{enum}" has the extra value {value!r}',
-                        "",
-                        value,
-                    )
-                )
-    for name, table in expected.tables.items():
-        have = live.tables.get(name)
-        if have is None:
-            drift.append(Drift("missing_table", name, name, f'table "{name}" is missing', "table", "", True))
-            continue
-        drift.extend(_compare_columns(table, have))
-        if table.primary_key != have.primary_key:
-            drift.append(
-                Drift(
-                    "primary_key_mismatch",
-                    name,
-                    table.primary_key_name,
-                    f'table "{name}": primary key is ({", ".join(have.primary_key) or "none"}), '
-                    f"expected ({', '.join(table.primary_key)})",
-                    ", ".join(table.primary_key),
-                    ", ".join(have.primary_key),
-                    not have.primary_key,
-                )
-            )
-        drift.extend(_compare_indexes(table, have, migration_indexes))
-        drift.extend(_compare_foreign_keys(table, have, set(expected.tables)))
-    return drift
-
-
-def _compare_columns(table: Table, have: Table) -> list[Drift]:
-    drift = []
-    for col in table.columns.values():
-        live = have.columns.get(col.name)
-        where = f'column "{table.name}"."{col.name}"'
-        if live is None:
-            drift.append(Drift("missing_column", table.name, col.name, f"{where} is missing", col.describe(), "", True))
-            continue
-        if live.type != col.type:
-            drift.append(
-                Drift(
-                    "type_mismatch",
-                    table.name,
-                    col.name,
-                    f"{where} is {live.type}, expected {col.type}",
-                    col.type,
-                    live.type,
-                )
-            )
-        if live.nullable != col.nullable:
-            widen = col.nullable and not live.nullable
-            drift.append(
-                Drift(
-                    "nullability_mismatch",
-                    table.name,
-                    col.name,
-                    f"{where} is {'NOT NULL' if not live.nullable else 'nullable'}, "
-                    f"expected {'nullable' if col.nullable else 'NOT NULL'}",
-                    "nullable" if col.nullable else "NOT NULL",
-                    "nullable" if live.nullable else "NOT NULL",
-                    widen,
-                )
-            )
-        if not _same_default(col.default, live.default):
-            drift.append(
-                Drift(
-                    "default_mismatch",
-                    table.name,
-                    col.name,
-                    f"{where} has the default {_show(live.default)}, expected {_show(col.default)}",
-                    _show(col.default),
-                    _show(live.default),
-                    live.default is None and col.default is not None and col.default[0] != "seq",
-                )
-            )
-    for name in have.columns:
-        if name not in table.columns:
-            drift.append(
-                Drift(
-                    "extra_column",
-                    table.name,
-                    name,
-                    f'column "{table.name}"."{name}" is not in the schema',
-                    "",
-                    have.columns[name].type,
-                )
-            )
-    return drift
-
-
-def _compare_indexes(table: Table, have: Table, migration_indexes: frozenset[str] | set[str]) -> list[Drift]:
-    """Indexes match by definition, whatever their names; one under the expected name must match too."""
-    drift = []
-    live_keys = {ix.key: ix for ix in have.indexes}
-    live_names = {ix.name: ix for ix in have.indexes}
-    expected_keys = {ix.key for ix in table.indexes}
-    expected_names = {ix.name for ix in table.indexes}
-    for ix in table.indexes:
-        named = live_names.get(ix.name)
-        if named is not None and named.key != ix.key:
-            drift.append(
-                Drift(
-                    "mismatched_index",
-                    table.name,
-                    ix.name,
-                    f'"{table.name}": index "{ix.name}" is a {named.describe()}, expected a {ix.describe()}',
-                    ix.describe(),
-                    named.describe(),
-                    True,
-                )
-            )
-        elif ix.key not in live_keys:
-            drift.append(
-                Drift(
-                    "missing_index",
-                    table.name,
-                    ix.name,
-                    f'"{table.name}": {ix.describe()} is missing',
-                    ix.describe(),
-                    "",
-                    True,
-                )
-            )
-    for ix in have.indexes:
-        if ix.key not in expected_keys and ix.name not in migration_indexes and ix.name not in expected_names:
-            drift.append(
-                Drift(
-                    "extra_index",
-                    table.name,
-                    ix.name,
-                    f'"{table.name}": index "{ix.name}" is not in the schema',
-                    "",
-                    ix.describe(),
-                )
-            )
-    return drift
-
-
-def _compare_foreign_keys(table: Table, have: Table, owned: set[str]) -> list[Drift]:
-    drift = []
-    live_keys = {fk.key for fk in have.foreign_keys}
-    expected_keys = {fk.key for fk in table.foreign_keys}
-    for fk in table.foreign_keys:
-        if fk.key not in live_keys:
-            drift.append(
-                Drift(
-                    "missing_foreign_key",
-                    table.name,
-                    fk.name,
-                    f'"{table.name}": {fk.describe()} is missing',
-                    fk.describe(),
-                    "",
-                    True,
-                )
-            )
-    for fk in have.foreign_keys:
-        if fk.key not in expected_keys and fk.ref_table in owned:
-            drift.append(
-                Drift(
-                    "extra_foreign_key",
-                    table.name,
-                    fk.name,
-                    f'"{table.name}": {fk.describe()} is not in the schema',
-                    "",
-                    fk.describe(),
-                )
-            )
-    return drift
-
-
-def _same_default(expected: tuple | None, live: tuple | None) -> bool:
-    if expected == live:
-        return True
-    if expected is None or live is None:
-        return False
-    if expected[0] == "array" and live[0] == "array":
-        return tuple(expected[1]) == tuple(live[1])
-    return False
-
-
-def _show(default: tuple | None) -> str:
-    if default is None:
-        return "none"
-    if default[0] in ("now", "seq"):
-        return {"now": "now()", "seq": "autoincrement()"}[default[0]]
-    if default[0] == "num":
-        return f"{default[1]:g}"
-    if default[0] == "array":
-        return "[" + ", ".join(default[1]) + "]"
-    return repr(default[1]) if default[0] == "value" else str(default[1])
-
-
-# --------------------------------------------------------------------------- repair DDL
-
-
-def default_sql(default: tuple | None, pg_type: str) -> str | None:
-    if default is None or default[0] == "seq":
-        return None
-    kind, *rest = default
-    if kind == "now":
-        return "CURRENT_TIMESTAMP"
-    if kind == "bool":
-        return "true" if rest[0] else "false"
-    if kind == "num":
-        value = rest[0]
-        return str(int(value)) if float(value).is_integer() and "double" not in pg_type else repr(value)
-    if kind == "array":
-        return "ARRAY[" + ", ".join(_literal(v) for v in rest[0]) + f"]::{pg_type}"
-    if kind == "value":
-        return _literal(rest[0])
-    return rest[0]
-
-
-def _literal(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _type_sql(col: Column, enums: dict[str, list[str]]) -> str:
-    base = col.type[:-2] if col.type.endswith("[]") else col.type
-    if col.default and col.default[0] == "seq":
-        return {"integer": "SERIAL", "bigint": "BIGSERIAL", "smallint": "SMALLSERIAL"}.get(col.type, col.type)
-    if base in enums:
-        return quote_ident(base) + ("[]" if col.type.endswith("[]") else "")
-    return col.type
-
-
-def column_sql(col: Column, enums: dict[str, list[str]], not_null: bool | None = None) -> str:
-    parts = [quote_ident(col.name), _type_sql(col, enums)]
-    if not (col.nullable if not_null is None else not not_null):
-        parts.append("NOT NULL")
-    default = default_sql(col.default, col.type)
-    if default is not None:
-        parts.append(f"DEFAULT {default}")
-    return " ".join(parts)
-
-
-def index_sql(table: str, ix: Index) -> str:
-    cols = ", ".join(quote_ident(c) + (" DESC" if s == "DESC" else "") for c, s in ix.columns)
-    using = "" if ix.method == "btree" else f" USING {ix.method.upper()}"
-    return (
-        f"CREATE {'UNIQUE ' if ix.unique else ''}INDEX {quote_ident(ix.name)} ON {quote_ident(table)}{using} ({cols})"
-    )
-
-
-def foreign_key_sql(table: str, fk: ForeignKey) -> str:
-    return (
-        f"ALTER TABLE {quote_ident(table)} ADD CONSTRAINT {quote_ident(fk.name)} FOREIGN KEY "
-        f"({', '.join(quote_ident(c) for c in fk.columns)}) REFERENCES {quote_ident(fk.ref_table)}"
-        f"({', '.join(quote_ident(c) for c in fk.ref_columns)}) ON DELETE {fk.on_delete} ON UPDATE {fk.on_update}"
-    )
-
-
-def create_table_sql(table: Table, enums: dict[str, list[str]]) -> str:
-    lines = [column_sql(col, enums) for col in table.columns.values()]
-    if table.primary_key:
-        lines.append(
-            f"CONSTRAINT {quote_ident(table.primary_key_name)} PRIMARY KEY "
-            f"({', '.join(quote_ident(c) for c in table.primary_key)})"
-        )
-    return f"CREATE TABLE {quote_ident(table.name)} (\n    " + ",\n    ".join(lines) + "\n)"
-
-
-# --------------------------------------------------------------------------- the run
 
 
 @dataclass
@@ -759,13 +111,13 @@ class SchemaSync:
 
     def __init__(
         self,
-        conn,
+        conn: PgConnection,
         schema: str,
         expected: Schema | None,
         migrations: list[Migration],
         options: Options,
         check_mode: bool,
-    ):
+    ) -> None:
         self.conn = conn
         self.cur = conn.cursor()
         self.schema = schema
@@ -935,7 +287,7 @@ class SchemaSync:
             f"SELECT id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at "
             f"FROM {HISTORY_TABLE} ORDER BY started_at, migration_name"
         )
-        cols = [d[0] for d in self.cur.description]
+        cols = [d[0] for d in self.cur.description or ()]
         return [dict(zip(cols, row, strict=True)) for row in self.cur.fetchall()]
 
     def _has_tables(self) -> bool:
@@ -1121,7 +473,7 @@ class SchemaSync:
             failure.statement = failure.statement or statements[0]
             self._record_failure(migration, row_id, failure, autocommit)
         except psycopg2.Error as exc:
-            self._record_failure(migration, row_id, StatementFailed(_pg_reason(exc)), autocommit)
+            self._record_failure(migration, row_id, StatementFailed(pg_reason(exc)), autocommit)
         if unplanned:
             return  # check mode: planned past its failures, neither applied nor recorded
         self.write(
@@ -1178,11 +530,11 @@ class SchemaSync:
         parsed = parse_statement(stmt)
         reduction = reduce_statement(parsed, self.catalog, self.expected) if error.pgcode in TOLERATED else None
         if reduction is None:
-            raise StatementFailed(_pg_reason(error), FAILURE_ADVICE.get(error.pgcode or "", ""))
+            raise StatementFailed(pg_reason(error), FAILURE_ADVICE.get(error.pgcode or "", ""))
         for _, verdict in reduction.skipped:
             if verdict.state == "drift" and not self.options.repair:
                 raise StatementFailed(
-                    _pg_reason(error),
+                    pg_reason(error),
                     f"The cause is drift: {verdict.object} is missing (DB-01). Set repair: true (the role's "
                     f"litellm_proxy_schema_repair, on by default) so that the run adds it back as schema.prisma "
                     f"has it and skips this statement.",
@@ -1195,7 +547,7 @@ class SchemaSync:
             try:
                 self._guarded(reduction.remainder, autocommit)
             except psycopg2.Error as exc:
-                raise StatementFailed(_pg_reason(exc), FAILURE_ADVICE.get(exc.pgcode or "", "")) from None
+                raise StatementFailed(pg_reason(exc), FAILURE_ADVICE.get(exc.pgcode or "", "")) from None
 
     def _skip(self, migration: Migration, text: str, verdict: Verdict) -> None:
         self.result["skipped_statements"].append(
@@ -1279,9 +631,9 @@ class SchemaSync:
         except psycopg2.Error as exc:
             self.cur.execute("ROLLBACK TO SAVEPOINT litellm_statement")
             if exc.pgcode not in TOLERATED:
-                raise StatementFailed(_pg_reason(exc), FAILURE_ADVICE.get(exc.pgcode or "", "")) from None
+                raise StatementFailed(pg_reason(exc), FAILURE_ADVICE.get(exc.pgcode or "", "")) from None
             state = "there" if exc.pgcode in ALREADY_EXISTS else "gone"
-            self._skip(migration, stmt, Verdict(state, "", f"baseline: {_pg_reason(exc)}"))
+            self._skip(migration, stmt, Verdict(state, "", f"baseline: {pg_reason(exc)}"))
             return False
         self.cur.execute("RELEASE SAVEPOINT litellm_statement")
         self.executed.append(stmt)
@@ -1431,11 +783,11 @@ class SchemaSync:
             if not d.repairable:
                 continue
             if d.kind == "missing_enum":
-                values = ", ".join(_literal(v) for v in expected.enums[d.name])
+                values = ", ".join(sql_literal(v) for v in expected.enums[d.name])
                 statements.append((d, f"CREATE TYPE {quote_ident(d.name)} AS ENUM ({values})"))
             elif d.kind == "missing_enum_value":
                 enum, value = d.name.split(".", 1)
-                statements.append((d, f"ALTER TYPE {quote_ident(enum)} ADD VALUE IF NOT EXISTS {_literal(value)}"))
+                statements.append((d, f"ALTER TYPE {quote_ident(enum)} ADD VALUE IF NOT EXISTS {sql_literal(value)}"))
         order = {
             "missing_table": 1,
             "missing_column": 2,
@@ -1513,103 +865,7 @@ class SchemaSync:
                 self._guarded(sql, autocommit=False)
             except psycopg2.Error as exc:
                 # The statement raised before write() recorded it: nothing to take back from executed.
-                self.warnings.append(f"could not repair {d.kind} {d.table} {d.name}: {_pg_reason(exc)}")
+                self.warnings.append(f"could not repair {d.kind} {d.table} {d.name}: {pg_reason(exc)}")
                 continue
             self.result["repaired"].append({"kind": d.kind, "table": d.table, "name": d.name, "sql": sql})
         self.commit()
-
-
-def unique_keys(stmt: str) -> list[tuple[str, str, list[str]]]:
-    """(index, table, columns) of each unique key STMT builds: CREATE UNIQUE INDEX, or a primary key or
-    unique constraint added by ALTER TABLE."""
-    m = CREATE_UNIQUE.match(stmt)
-    if m:
-        return [(m.group(1), m.group(2), re.findall(r'"([^"]+)"', m.group(3)))]
-    if not ALTER_TABLE.match(stmt):
-        return []
-    parsed = parse_statement(stmt)
-    return [
-        (a.name, parsed.table, list(a.columns)) for a in parsed.actions if a.kind in ("add_primary_key", "add_unique")
-    ]
-
-
-def _pg_reason(exc: Exception) -> str:
-    """PostgreSQL's first line of an error (never a parameter value: migrations carry none)."""
-    text = (getattr(exc, "pgerror", None) or str(exc) or type(exc).__name__).strip()
-    return text.splitlines()[0].removeprefix("ERROR:").strip()
-
-
-# Prisma client check (DB-03) -------------------------------------------------------
-
-
-def site_packages(venv: str | Path) -> Path:
-    found = sorted(Path(venv).glob("lib/python3*/site-packages"))
-    if not found:
-        raise SyncError(f"{venv} is not a Python virtual environment (no lib/python3*/site-packages)")
-    return found[-1]
-
-
-def venv_paths(venv: str | Path) -> tuple[Path, Path]:
-    """LiteLLM's schema.prisma and the migrations of litellm-proxy-extras in a venv."""
-    site = site_packages(venv)
-    return site / "litellm" / "proxy" / "schema.prisma", site / "litellm_proxy_extras" / "migrations"
-
-
-def client_status(venv: str | Path, schema: Schema, engine_binary: str | None, parse) -> dict:
-    """Is the generated Prisma client in the venv made from the venv's schema? (DB-03)"""
-    pkg = site_packages(venv) / "prisma"
-    status: dict = {"state": "current", "problems": [], "engine_binary": engine_binary or None}
-    if not pkg.is_dir():
-        return {**status, "state": "not_installed", "problems": ["the prisma package is not installed in the venv"]}
-    generated = pkg / "schema.prisma"
-    if not (pkg / "client.py").is_file() or not generated.is_file():
-        return {
-            **status,
-            "state": "not_generated",
-            "problems": ["the Prisma client was never generated (prisma generate)"],
-        }
-    client_schema = parse(generated.read_text(encoding="utf-8"))
-    missing = sorted(set(schema.tables) - set(client_schema.tables))
-    changed = sorted(
-        name
-        for name, table in schema.tables.items()
-        if name in client_schema.tables and set(table.columns) != set(client_schema.tables[name].columns)
-    )
-    if missing or changed:
-        status["state"] = "stale"
-        if missing:
-            status["problems"].append("the client lacks the models " + ", ".join(missing))
-        if changed:
-            status["problems"].append("the client has other fields for " + ", ".join(changed))
-    if engine_binary:
-        expected = _expected_engine(pkg)
-        binary = Path(engine_binary)
-        if not binary.is_file() or not os.access(binary, os.X_OK):
-            status["state"] = "engine_mismatch"
-            status["problems"].append(f"PRISMA_QUERY_ENGINE_BINARY points to {binary}, which is not an executable file")
-        else:
-            import subprocess
-
-            out = subprocess.run(
-                [str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False
-            ).stdout
-            version = out.replace("query-engine", "").strip()
-            status["engine_version"] = version
-            if expected and version != expected:
-                status["state"] = "engine_mismatch"
-                status["problems"].append(
-                    f"PRISMA_QUERY_ENGINE_BINARY {binary} is engine {version or 'unknown'}, "
-                    f"the client expects {expected}; "
-                    f"unset it so that prisma uses the engine it downloaded"
-                )
-    return status
-
-
-def _expected_engine(pkg: Path) -> str | None:
-    config = pkg / "_config.py"
-    if not config.is_file():
-        return None
-    m = re.search(
-        r"expected_engine_version[^=]*=\s*Field\([^)]*default='([0-9a-f]+)'", config.read_text(encoding="utf-8"), re.S
-    )
-    return m.group(1) if m else None

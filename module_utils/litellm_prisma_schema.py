@@ -257,7 +257,7 @@ class _ArgParser:
             items, _ = self.arguments("]")
             return items
         if kind == "name":
-            if self.peek() and self.peek()[1] == "(":  # type: ignore[index]
+            if (following := self.peek()) and following[1] == "(":
                 self.pos += 1
                 args, kwargs = self.arguments(")")
                 return Call(text, args, kwargs)
@@ -389,10 +389,6 @@ def prisma_name(table: str, columns: list[str] | tuple[str, ...], suffix: str) -
     return f"{base[: MAX_IDENTIFIER - len(suffix) - 1]}_{suffix}"
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def parse_schema(text: str) -> Schema:
     blocks = _blocks(text)
     models = {b.name: b for b in blocks if b.kind == "model"}
@@ -493,7 +489,7 @@ def _column(fld: _Field, enums: dict[str, str], where: str) -> Column:
 
 
 def _default(value, fld: _Field, where: str) -> tuple | None:
-    """The default as a comparable tuple (see litellm_prisma_db.parse_live_default)."""
+    """The default as a comparable tuple (the live one: parse_default_expression, read by litellm_prisma_drift)."""
     if isinstance(value, Call):
         if value.name == "now":
             return ("now",)
@@ -584,7 +580,8 @@ def _strip_literal(text: str) -> str:
 
 def _split_top(text: str) -> list[str]:
     """Split on top-level commas, up to the bracket that closes the enclosing list."""
-    parts, depth, in_string, start = [], 0, False, 0
+    parts: list[str] = []
+    depth, in_string, start = 0, False, 0
     for i, ch in enumerate(text):
         if ch == "'":
             in_string = not in_string
@@ -635,11 +632,13 @@ def _keys_and_indexes(table: Table, block: _Block, column_of: dict[str, str]) ->
             table.primary_key_name = attr.kwargs.get("map") or f"{table.name}_pkey"
         elif attr.name in ("unique", "index"):
             cols = _index_columns(fields, column_of, f"{where}, @@{attr.name}")
-            unique = attr.name == "unique"
-            name = attr.kwargs.get("map") or prisma_name(table.name, [c for c, _ in cols], "key" if unique else "idx")
+            is_unique = attr.name == "unique"
+            name = attr.kwargs.get("map") or prisma_name(
+                table.name, [c for c, _ in cols], "key" if is_unique else "idx"
+            )
             method = INDEX_METHODS.get(_ident(attr.kwargs.get("type", "BTree")))
             if method is None:
                 raise SchemaError(f"{where}: unknown index type {_ident(attr.kwargs['type'])!r}")
-            table.indexes.append(Index(name, cols, unique=unique, method=method))
+            table.indexes.append(Index(name, cols, unique=is_unique, method=method))
         elif attr.name == "fulltext":
             raise SchemaError(f"{where}: @@fulltext is not supported on PostgreSQL")

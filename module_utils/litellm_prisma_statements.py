@@ -314,7 +314,7 @@ def _missing(expected: Schema | None, table: str, column: str = "") -> Verdict:
     """TABLE (or TABLE.COLUMN) does not exist: drift when schema.prisma has it, else absent."""
     what = f'column "{table}"."{column}"' if column else f'table "{table}"'
     wanted = expected is not None and table in expected.tables
-    if wanted and column:
+    if wanted and column and expected is not None:
         wanted = column in expected.tables[table].columns
     if wanted:
         return Verdict("drift", what, f"{what} is missing (drift): the repair adds it back as schema.prisma has it")

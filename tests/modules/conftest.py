@@ -256,24 +256,32 @@ def run_module(
 _LOADED: dict[str, object] = {}
 
 
-def call_module(name: str, args: dict, check: bool = False, diff: bool = False) -> tuple[bool, dict]:
+def call_module(
+    name: str, args: dict, check: bool = False, diff: bool = False, library: Path = PROJECT / "library"
+) -> tuple[bool, dict]:
     """One of our modules, run in this process as Ansible runs it on a host: its own argument spec,
     check mode, warn() and exit_json(), given the arguments a task passes. Returns (failed, result).
 
-    For tests that run a module hundreds of times; run_module takes the whole Ansible path."""
+    For tests that run a module hundreds of times; run_module takes the whole Ansible path.
+    LIBRARY: the folder the module is in (a test's own module lives elsewhere)."""
     import contextlib
     import importlib.util
     import io
 
+    from ansible.module_utils.common import warnings as ansible_warnings
     from ansible.module_utils.testing import patch_module_args
 
     if name not in _LOADED:
-        spec = importlib.util.spec_from_file_location(f"litellm_test_{name}", PROJECT / "library" / f"{name}.py")
+        spec = importlib.util.spec_from_file_location(f"litellm_test_{name}", library / f"{name}.py")
         assert spec is not None
         assert spec.loader is not None
         loaded = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(loaded)
         _LOADED[name] = loaded
+    # ansible-core gathers warnings and deprecations in this process's globals until it exits: each call
+    # starts with none, as a module on a host does, so that one call's do not show in the next's result.
+    ansible_warnings._global_warnings.clear()
+    ansible_warnings._global_deprecations.clear()
     out = io.StringIO()
     with (
         patch_module_args({**args, "_ansible_check_mode": check, "_ansible_diff": diff}),
@@ -282,8 +290,17 @@ def call_module(name: str, args: dict, check: bool = False, diff: bool = False) 
     ):
         _LOADED[name].main()  # type: ignore[attr-defined]
     result = json.loads(out.getvalue())
-    assert not result.get("deprecations"), f"{name} printed a deprecation: {result['deprecations'][0]['msg']}"
+    deprecations = [message(d) for d in result.get("deprecations", [])]
+    assert not deprecations, f"{name} printed a deprecation: {deprecations[0]}"
     return bool(result.get("failed")), result
+
+
+def message(summary: dict) -> str:
+    """The text of a warning or deprecation in a module's own result: through Ansible it is the summary's
+    msg; a module run in this process leaves ansible-core's own form, the msg inside an event."""
+    if isinstance(summary, str):
+        return summary
+    return summary.get("msg") or summary.get("event", {}).get("msg") or json.dumps(summary)
 
 
 @pytest.fixture

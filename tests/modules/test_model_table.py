@@ -43,7 +43,8 @@ EMBED = {"model": "ollama/nomic-embed-text", "api_base": "http://127.0.0.1:11434
 def template(pg_admin, releases):
     """A database with LiteLLM 1.80.16's schema, migrated once; each test copies it."""
     import psycopg2
-    from ansible.module_utils.litellm_prisma_db import Options, SchemaSync, load_migrations
+    from ansible.module_utils.litellm_prisma_db import Options, SchemaSync
+    from ansible.module_utils.litellm_prisma_migrations import load_migrations
 
     db = create_database(pg_admin, "model_table_tmpl")
     conn = psycopg2.connect(dbname=db.name, **pg_admin)

@@ -24,8 +24,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ansible.module_utils.litellm_prisma_db import introspect
-from ansible.module_utils.litellm_prisma_schema import Schema, parse_schema, quote_ident
+from ansible.module_utils.litellm_postgres import quote_ident
+from ansible.module_utils.litellm_prisma_drift import introspect
+from ansible.module_utils.litellm_prisma_schema import Schema, parse_schema
 from ansible.module_utils.litellm_prisma_statements import parse_statement
 from conftest import Database, call_module, create_database, drop_database, sha256
 
@@ -412,6 +413,6 @@ def test_behind_and_drifted_databases_converge_in_one_remediation_run(pg_admin, 
 
 
 def _statements(directory: Path) -> list[str]:
-    from ansible.module_utils.litellm_prisma_db import split_sql
+    from ansible.module_utils.litellm_prisma_migrations import split_sql
 
     return split_sql((directory / "migration.sql").read_text(encoding="utf-8"))

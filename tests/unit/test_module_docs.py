@@ -14,7 +14,7 @@ from conftest import PROJECT
 
 ansible.module_utils.__path__.append(str(PROJECT / "module_utils"))  # type: ignore[attr-defined]
 
-from ansible.module_utils.litellm_prisma_db import CONNECTION_ARGUMENT_SPEC  # noqa: E402
+from ansible.module_utils.litellm_postgres import CONNECTION_ARGUMENT_SPEC  # noqa: E402
 
 MODULES = sorted(p.stem for p in (PROJECT / "library").glob("*.py"))
 

@@ -10,14 +10,10 @@ from conftest import PROJECT
 
 ansible.module_utils.__path__.append(str(PROJECT / "module_utils"))  # type: ignore[attr-defined]
 
-from ansible.module_utils.litellm_prisma_db import (  # noqa: E402
-    SyncError,
-    client_status,
-    compare,
-    create_table_sql,
-    parse_database_url,
-    split_sql,
-)
+from ansible.module_utils.litellm_postgres import DatabaseError, parse_database_url  # noqa: E402
+from ansible.module_utils.litellm_prisma_client import client_status  # noqa: E402
+from ansible.module_utils.litellm_prisma_drift import compare, create_table_sql  # noqa: E402
+from ansible.module_utils.litellm_prisma_migrations import split_sql  # noqa: E402
 from ansible.module_utils.litellm_prisma_schema import (  # noqa: E402
     SchemaError,
     parse_default_expression,
@@ -197,11 +193,11 @@ def test_database_url_keeps_prisma_parameters_away_from_libpq():
         "password": "p@ss/w0rd",
         "sslmode": "require",
     }
-    with pytest.raises(SyncError, match="'frobnicate'"):
+    with pytest.raises(DatabaseError, match="'frobnicate'"):
         parse_database_url("postgresql://u:secret@h/db?frobnicate=1")
-    with pytest.raises(SyncError, match="names no database"):
+    with pytest.raises(DatabaseError, match="names no database"):
         parse_database_url("postgresql://u:secret@h:5432")
-    with pytest.raises(SyncError) as err:
+    with pytest.raises(DatabaseError) as err:
         parse_database_url("mysql://u:secret@h/db")
     assert "secret" not in str(err.value)
 
