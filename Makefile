@@ -37,11 +37,13 @@ deploy: deploy-packages venv ## Deploy the stack to the default inventory (this 
 
 test: test-packages venv lint unit module-test molecule ## Lint, unit tests, module tests, then the Molecule scenario
 
-lint: venv ## yamllint, ansible-lint (production profile), ruff
+lint: venv ## yamllint, ansible-lint (production profile), ruff, mypy, systemd-analyze security of every rendered unit
 	yamllint --strict .
 	ansible-lint
 	ruff check .
 	ruff format --check .
+	mkdir -p .mypy_cache/view/ansible && ln -sfn ../../../module_utils .mypy_cache/view/ansible/module_utils && mypy
+	python3 tests/lint/systemd_units.py --threshold 3.0
 
 unit: venv ## Unit tests (pytest): the playbooks' contracts, then the litellm_ops package
 	pytest tests/unit
@@ -99,9 +101,14 @@ demo-destroy: venv ## Remove the demo container
 
 venv: $(VENV)/.installed ## Create the pinned Python tool environment
 
-$(VENV)/.installed: requirements.txt
+# The operations tool's dependencies come from its lock, the hashes left out (they are the hosts' wheels,
+# and this Python may be another), so the tests run the releases the hosts run.
+OPS_TOOL := tools/litellm-ops
+
+$(VENV)/.installed: requirements.txt $(OPS_TOOL)/pyproject.toml $(OPS_TOOL)/requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	sed -E 's/ +--hash=[^ ]+//g' $(OPS_TOOL)/requirements.lock > $(VENV)/litellm-ops-requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -r $(VENV)/litellm-ops-requirements.txt
 	touch $@
 
 deploy-packages:

@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "roles" / "operations" / "files"))
-sys.dont_write_bytecode = True
-
-from conftest import create_database, drop_database  # noqa: E402
-from litellm_ops import backup, compliance, config, keys, knowledge  # noqa: E402
+from conftest import create_database, drop_database
+from litellm_ops import backup, compliance, config, keys, knowledge
 
 # The tables the tools read, as LiteLLM's Prisma schema creates them (the columns they use).
 SCHEMA = """

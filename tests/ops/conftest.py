@@ -1,10 +1,15 @@
-"""The litellm_ops package's tests: it lives in the operations role, which installs it on the hosts."""
+"""The litellm_ops package's tests. They import the package as installed: `make venv` installs
+tools/litellm-ops into .venv (editable), with the dependency releases of its requirements.lock."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from importlib import metadata
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "roles" / "operations" / "files"
-sys.path.insert(0, str(PACKAGE_ROOT))
-sys.dont_write_bytecode = True
+import pytest
+
+try:
+    metadata.distribution("litellm-ops")
+except metadata.PackageNotFoundError:
+    raise pytest.UsageError(
+        "litellm-ops is not installed in this Python: `make venv` installs it (pip install -e tools/litellm-ops)"
+    ) from None

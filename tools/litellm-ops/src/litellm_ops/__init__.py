@@ -7,4 +7,5 @@ machine-readable result under the state directory, which the health server and t
 exporter read.
 """
 
+# The one place the version is set: the build (pyproject.toml) and the operations role read it here.
 __version__ = "1.0.0"

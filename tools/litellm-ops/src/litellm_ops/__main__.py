@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from . import backup, compliance, config, exporter, health, inventory, keys, knowledge, probe, stray
+from . import __version__, backup, compliance, config, exporter, health, inventory, keys, knowledge, probe, stray
 
 
 def _print(payload: dict[str, Any]) -> None:
@@ -101,6 +101,7 @@ def cmd_archive_stray(settings: dict[str, Any], args: argparse.Namespace) -> int
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="litellm-ops", description=__doc__)
     parser.add_argument("--config", default=config.DEFAULT_CONFIG, help="settings file (default: %(default)s)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("backup", help="dump the database and configuration, verify, apply retention")
     sub.add_parser("restore-check", help="restore the newest backup into the scratch database and compare counts")
