@@ -1,6 +1,6 @@
 """The model catalogue: validation and the renderings derived from it.
 
-The inventory's ``litellm_models`` list is the only place models are declared. These
+The inventory's ``gateway_models`` list is the only place models are declared. These
 filters check it (GPU-02, GPU-03, GPU-04) and derive what the proxy's ``config.yaml``
 needs from it. Every error names the entry and the field to fix.
 """
@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
 from urllib.parse import urlparse
 
 try:
     from ansible.errors import AnsibleFilterError
 except ImportError:  # pragma: no cover - only for use without Ansible
 
-    class AnsibleFilterError(Exception):
+    class AnsibleFilterError(Exception):  # type: ignore[no-redef]
         pass
 
 
@@ -80,12 +82,16 @@ DEFAULTS = {"local_timeout": 120, "local_rpm": 30, "vision_max_tokens": 4096}
 # them across runs and hosts (MT-03, MT-05).
 _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://litellm-gateway.invalid/model")
 
+# A normalised catalogue entry, and a model service derived from one (plain dicts: Jinja reads them).
+Model = dict[str, Any]
+ModelService = dict[str, Any]
 
-def _fail(where, msg):
+
+def _fail(where: str, msg: str) -> NoReturn:
     raise AnsibleFilterError(f"{where}: {msg}")
 
 
-def _positive_int(where, field, value, allow_zero=False):
+def _positive_int(where: str, field: str, value: Any, allow_zero: bool = False) -> int:
     if isinstance(value, bool):
         _fail(where, f"{field} must be a whole number, got {value!r}")
     try:
@@ -99,18 +105,18 @@ def _positive_int(where, field, value, allow_zero=False):
     return number
 
 
-def _check_url(where, field, value):
+def _check_url(where: str, field: str, value: object) -> None:
     parsed = urlparse(str(value))
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         _fail(where, f"{field} must be an http(s) URL such as http://127.0.0.1:8080/v1, got {value!r}")
 
 
-def _normalize(entry, index, defaults):
-    where = f"litellm_models[{index}]"
+def _normalize(entry: object, index: int, defaults: dict[str, Any]) -> Model:
+    where = f"gateway_models[{index}]"
     if not isinstance(entry, dict):
         _fail(where, f"each entry must be a mapping with name, kind and engine, got {entry!r}")
     if entry.get("name"):
-        where = f"litellm_models[{index}] ({entry['name']})"
+        where = f"gateway_models[{index}] ({entry['name']})"
     unknown = sorted(set(entry) - KNOWN_FIELDS)
     if unknown:
         _fail(where, f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_FIELDS))}")
@@ -191,42 +197,45 @@ def _normalize(entry, index, defaults):
     return model
 
 
-def litellm_catalogue(models, aliases=None, defaults=None):
+def litellm_catalogue(
+    models: object, aliases: dict[str, str] | None = None, defaults: dict[str, Any] | None = None
+) -> list[Model]:
     """Validate the catalogue and return it normalised, with the defaults applied.
 
     ``aliases`` maps extra names (such as ``chat-default``) to catalogue names.
     """
     if not isinstance(models, list) or not models:
-        _fail("litellm_models", "must be a non-empty list of models")
+        _fail("gateway_models", "must be a non-empty list of models")
     aliases = aliases or {}
     if not isinstance(aliases, dict):
-        _fail("litellm_model_aliases", "must be a mapping of alias to model name")
+        _fail("gateway_model_aliases", "must be a mapping of alias to model name")
     settings = dict(DEFAULTS, **(defaults or {}))
 
     catalogue = [_normalize(entry, index, settings) for index, entry in enumerate(models)]
-    seen, served = {}, {}
+    seen: dict[str, Model] = {}
+    served: dict[tuple[str, str, str | None], str] = {}
     for model in catalogue:
         if model["name"] in seen:
-            _fail("litellm_models", f"{model['name']} is declared twice (GPU-04): keep one entry")
+            _fail("gateway_models", f"{model['name']} is declared twice (GPU-04): keep one entry")
         seen[model["name"]] = model
         if model["engine"] != MOCK_ENGINE:
             upstream = (model["engine"], model["model"], model["api_base"])
             if upstream in served:
                 _fail(
-                    "litellm_models",
+                    "gateway_models",
                     f"{served[upstream]} and {model['name']} serve the same model from the same place"
                     " (GPU-04): merge them into one entry",
                 )
             served[upstream] = model["name"]
 
     for alias, target in aliases.items():
-        where = f"litellm_model_aliases.{alias}"
+        where = f"gateway_model_aliases.{alias}"
         if not _ALIAS.match(str(alias)):
             _fail(where, "an alias starts with its type (chat-, embed-, rerank-, vision-), in lower case")
         if alias in seen:
-            _fail(where, "is also a model name in litellm_models; choose another alias")
+            _fail(where, "is also a model name in gateway_models; choose another alias")
         if target not in seen:
-            _fail(where, f"points at {target!r}, which is not in litellm_models")
+            _fail(where, f"points at {target!r}, which is not in gateway_models")
         if KIND_PREFIX[seen[target]["kind"]] != alias.split("-", 1)[0]:
             _fail(where, f"is named as another type than {target}")
 
@@ -234,13 +243,13 @@ def litellm_catalogue(models, aliases=None, defaults=None):
     for model in catalogue:
         for fallback in model["fallbacks"]:
             if fallback not in names:
-                _fail(f"litellm_models ({model['name']})", f"fallback {fallback!r} is not in litellm_models")
+                _fail(f"gateway_models ({model['name']})", f"fallback {fallback!r} is not in gateway_models")
             if fallback == model["name"]:
-                _fail(f"litellm_models ({model['name']})", "a model cannot fall back to itself")
+                _fail(f"gateway_models ({model['name']})", "a model cannot fall back to itself")
     return catalogue
 
 
-def _litellm_params(model, provider_api_base):
+def _litellm_params(model: Model, provider_api_base: dict[str, str] | None) -> dict[str, Any]:
     engine, kind = model["engine"], model["kind"]
     if model["litellm_model"]:
         target = model["litellm_model"]
@@ -268,12 +277,14 @@ def _litellm_params(model, provider_api_base):
     return params
 
 
-def litellm_model_id(name):
+def litellm_model_id(name: object) -> str:
     """The stable model id of a catalogue name or alias (a UUID derived from the name)."""
     return str(uuid.uuid5(_ID_NAMESPACE, str(name)))
 
 
-def litellm_model_list(catalogue, aliases=None, provider_api_base=None):
+def litellm_model_list(
+    catalogue: list[Model], aliases: dict[str, str] | None = None, provider_api_base: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """The proxy's ``model_list``: one entry per model, then one per alias, each with its stable id."""
     by_name = {model["name"]: model for model in catalogue}
     entries = []
@@ -296,7 +307,7 @@ def litellm_model_list(catalogue, aliases=None, provider_api_base=None):
     return entries
 
 
-def litellm_fallbacks(catalogue, aliases=None):
+def litellm_fallbacks(catalogue: list[Model], aliases: dict[str, str] | None = None) -> list[dict[str, list[str]]]:
     """The router's ``fallbacks``: an alias falls back like the model it points at (GPU-03)."""
     by_name = {model["name"]: model for model in catalogue}
     fallbacks = [{model["name"]: list(model["fallbacks"])} for model in catalogue if model["fallbacks"]]
@@ -306,7 +317,7 @@ def litellm_fallbacks(catalogue, aliases=None):
     return fallbacks
 
 
-def litellm_api_key_envs(catalogue):
+def litellm_api_key_envs(catalogue: list[Model]) -> list[str]:
     """The environment variables the catalogue's models read their API keys from."""
     return sorted({model["api_key_env"] for model in catalogue if model["api_key_env"]})
 
@@ -330,15 +341,15 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _port(where, field, value):
+def _port(where: str, field: str, value: object) -> int:
     port = _positive_int(where, field, value)
     if port > 65535:
         _fail(where, f"{field} must be a TCP port (1-65535), got {value!r}")
     return port
 
 
-def _service(model, settings):
-    where = f"litellm_models ({model['name']}) service"
+def _service(model: Model, settings: dict[str, Any]) -> ModelService:
+    where = f"gateway_models ({model['name']}) service"
     spec = model["service"]
     unknown = sorted(set(spec) - SERVICE_FIELDS)
     if unknown:
@@ -398,7 +409,9 @@ def _service(model, settings):
     }
 
 
-def litellm_model_services(catalogue, settings=None, host=None):
+def litellm_model_services(
+    catalogue: list[Model], settings: dict[str, Any] | None = None, host: str | None = None
+) -> list[ModelService]:
     """The local model services to run: one per catalogue model on a managed engine.
 
     Each gets a socket on its api_base port and the server itself on a backend port; ports,
@@ -406,7 +419,9 @@ def litellm_model_services(catalogue, settings=None, host=None):
     only the services that host runs (those without ``service.hosts``, or naming it).
     """
     settings = dict(SERVICE_DEFAULTS, **(settings or {}))
-    services, ports, served = [], {}, {}
+    services: list[ModelService] = []
+    ports: dict[int, str] = {}
+    served: dict[tuple[str, str, str, str | None], str] = {}
     for model in catalogue:
         if model["engine"] not in SERVICE_ENGINES or not model["service"].get("managed", True):
             continue
@@ -414,7 +429,7 @@ def litellm_model_services(catalogue, settings=None, host=None):
         for field in ("port", "backend_port"):
             if service[field] in ports:
                 _fail(
-                    f"litellm_models ({service['name']})",
+                    f"gateway_models ({service['name']})",
                     f"port {service[field]} is also used by {ports[service[field]]}: give each service its own"
                     " api_base port and service.backend_port",
                 )
@@ -422,7 +437,7 @@ def litellm_model_services(catalogue, settings=None, host=None):
         what = (service["engine"], service["kind"], service["model"], service["model_path"])
         if what in served:
             _fail(
-                f"litellm_models ({service['name']})",
+                f"gateway_models ({service['name']})",
                 f"{served[what]} already runs this model on {service['engine']} (GPU-04): merge the two entries",
             )
         served[what] = service["name"]
@@ -432,7 +447,7 @@ def litellm_model_services(catalogue, settings=None, host=None):
     return services
 
 
-def litellm_gate_services(services, start=None):
+def litellm_gate_services(services: list[ModelService], start: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """The gpu_service_gate module's input for model services: their units, VRAM and placement."""
     start = set(start or [])
     unknown = start - {service["name"] for service in services}
@@ -453,7 +468,7 @@ def litellm_gate_services(services, start=None):
 
 
 class FilterModule:
-    def filters(self):
+    def filters(self) -> dict[str, Callable[..., Any]]:
         return {
             "litellm_catalogue": litellm_catalogue,
             "litellm_model_list": litellm_model_list,

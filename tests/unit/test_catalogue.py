@@ -38,7 +38,7 @@ def models(*changes):
 
 
 def test_the_default_inventory_is_valid():
-    catalogue = cat.litellm_catalogue(INVENTORY["litellm_models"], INVENTORY["litellm_model_aliases"])
+    catalogue = cat.litellm_catalogue(INVENTORY["gateway_models"], INVENTORY["gateway_model_aliases"])
     assert {m["name"] for m in catalogue} >= {"chat-selftest-mock"}
 
 
@@ -98,7 +98,7 @@ def test_provider_api_base_applies_to_cloud_models_without_their_own():
 @pytest.mark.parametrize(
     ("change", "aliases", "message"),
     [
-        ((0, {"name": "chat-qwen-ollama"}), None, "litellm_models[0] (chat-qwen-ollama): name must follow"),
+        ((0, {"name": "chat-qwen-ollama"}), None, "gateway_models[0] (chat-qwen-ollama): name must follow"),
         ((0, {"name": "embed-qwen-llamacpp"}), None, "name must follow [type]-[name]-[engine]"),
         ((0, {"name": "chat-Qwen-llamacpp"}), None, "name must follow"),
         ((0, {"kind": "audio"}), None, "kind must be one of"),
@@ -107,7 +107,7 @@ def test_provider_api_base_applies_to_cloud_models_without_their_own():
         ((0, {"api_base": "127.0.0.1:8080"}), None, "api_base must be an http(s) URL"),
         ((0, {"timeout": "soon"}), None, "timeout must be a whole number"),
         ((0, {"rpm": 0}), None, "rpm must be greater than 0"),
-        ((0, {"fallbacks": ["chat-nothing-openai"]}), None, "fallback 'chat-nothing-openai' is not in litellm_models"),
+        ((0, {"fallbacks": ["chat-nothing-openai"]}), None, "fallback 'chat-nothing-openai' is not in gateway_models"),
         ((0, {"litellm_params": {"api_key": "sk-123"}}), None, "must not carry api_key"),
         ((0, {"colour": "red"}), None, "unknown field(s) colour"),
         (
@@ -149,7 +149,7 @@ GGUF = {"model_path": "/var/lib/litellm-models/qwen.gguf"}
 
 
 def test_the_default_inventory_runs_its_local_model_behind_a_socket():
-    (service,) = cat.litellm_model_services(cat.litellm_catalogue(INVENTORY["litellm_models"]))
+    (service,) = cat.litellm_model_services(cat.litellm_catalogue(INVENTORY["gateway_models"]))
     assert service["unit"] == "litellm-model-chat-qwen2.5-0.5b-llamacpp"
     assert (service["listen"], service["port"], service["backend_port"]) == ("127.0.0.1", 8080, 18080)
     assert service["gpu"] is True

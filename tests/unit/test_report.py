@@ -13,7 +13,19 @@ _spec = importlib.util.spec_from_file_location("litellm_report", PROJECT / "filt
 report_mod = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(report_mod)
 
-CATALOGUE = (Path("/work/shared/docs/incidents.md"), PROJECT.parent / "shared" / "docs" / "incidents.md")
+# The project's own incident catalogue: one `## ID — title` heading per incident, and under each the
+# tests that prove it, named as `path::function`.
+CATALOGUE = PROJECT / "docs" / "incidents.md"
+HEADING = re.compile(r"^## ([A-Z]+-\d\d) — (.+?)\s*$", re.M)
+PROOF = re.compile(r"`([\w./-]+\.py)::(\w+)`")
+
+
+def catalogue_sections() -> dict[str, tuple[str, str]]:
+    """Each incident ID of docs/incidents.md -> (its title, the text of its section), in file order."""
+    text = CATALOGUE.read_text(encoding="utf-8")
+    headings = list(HEADING.finditer(text))
+    ends = [h.start() for h in headings[1:]] + [len(text)]
+    return {h[1]: (h[2], text[h.end() : end]) for h, end in zip(headings, ends, strict=True)}
 
 
 def compliance(**statuses: str) -> dict:
@@ -52,10 +64,26 @@ def entry(report: dict, incident: str) -> dict:
 def test_every_catalogue_id_is_in_the_report_in_the_catalogue_order():
     report = report_mod.remediation_report({"gw": {"before": HEALTHY, "after": HEALTHY}}, False, {"gw": "passed"})
     ids = [e["id"] for e in report["incidents"]]
-    catalogue = next((p for p in CATALOGUE if p.exists()), None)
-    if catalogue is None:
-        pytest.skip("the incident catalogue (../shared/docs/incidents.md) is not on this machine")
-    assert ids == re.findall(r"^- \*\*([A-Z]+-\d\d) ", catalogue.read_text(encoding="utf-8"), re.M)
+    assert ids == list(catalogue_sections())
+    assert ids == list(report_mod.INCIDENTS)
+
+
+def test_the_catalogue_and_the_report_filter_give_each_incident_the_same_title():
+    titles = {incident: title for incident, (title, _) in catalogue_sections().items()}
+    assert titles == report_mod.INCIDENTS
+    assert list(titles) == list(report_mod.INCIDENTS)
+
+
+def test_every_incident_names_tests_that_prove_it_and_they_exist():
+    missing = []
+    for incident, (_, section) in catalogue_sections().items():
+        proofs = PROOF.findall(section)
+        assert proofs, f"{incident} in docs/incidents.md names no test (`path::test_name`)"
+        for path, name in proofs:
+            source = PROJECT / path
+            if not source.is_file() or not re.search(rf"^\s*def {name}\(", source.read_text(encoding="utf-8"), re.M):
+                missing.append(f"{incident}: {path}::{name}")
+    assert not missing, "docs/incidents.md names tests that do not exist: " + ", ".join(missing)
 
 
 def test_a_healthy_host_gives_a_clean_report_and_says_why_the_rest_is_not_audited():

@@ -6,29 +6,31 @@ argument spec (or its validation tasks) must stop it before its first real task.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 CASES = [
-    ("playbooks/database.yml", "postgresql_port=not-a-port", "postgresql_port"),
-    ("playbooks/database.yml", "postgresql_port=70000", "postgresql_port must be a TCP port"),
+    ("playbooks/database.yml", "gateway_db_port=not-a-port", "postgresql_port"),
+    ("playbooks/database.yml", "gateway_db_port=70000", "postgresql_port must be a TCP port"),
     (
         "playbooks/database.yml",
-        '{"postgresql_listen_addresses": {"address": "0.0.0.0"}}',
+        '{"gateway_db_listen_addresses": {"address": "0.0.0.0"}}',
         "postgresql_listen_addresses",
     ),
     ("playbooks/database.yml", "postgresql_idle_session_timeout='5 minutes'", "postgresql_idle_session_timeout"),
-    ("playbooks/database.yml", "postgresql_db_password=short", "postgresql_db_password is empty or shorter"),
+    ("playbooks/database.yml", "gateway_db_password=short", "postgresql_db_password is empty or shorter"),
     ("playbooks/database.yml", "postgresql_max_connections=10", "postgresql_max_connections (10)"),
     ("playbooks/cache.yml", "redis_persistence=sometimes", "redis_persistence"),
     ("playbooks/cache.yml", "redis_maxmemory_policy=lru", "redis_maxmemory_policy"),
     ("playbooks/cache.yml", "redis_maxmemory=lots", "redis_maxmemory must be a size"),
-    ("playbooks/cache.yml", '{"redis_port": [6379]}', "redis_port"),
-    ("playbooks/proxy.yml", "litellm_proxy_mode=sometimes", "litellm_proxy_mode"),
+    ("playbooks/cache.yml", '{"gateway_redis_port": [6379]}', "redis_port"),
+    ("playbooks/proxy.yml", "gateway_proxy_mode=sometimes", "litellm_proxy_mode"),
     ("playbooks/proxy.yml", "litellm_proxy_server=apache", "litellm_proxy_server"),
-    ("playbooks/proxy.yml", "litellm_proxy_version=latest", "litellm_proxy_version must be a release"),
-    ("playbooks/proxy.yml", "litellm_proxy_master_key=not-a-key", "litellm_proxy_master_key must start with sk-"),
+    ("playbooks/proxy.yml", "gateway_litellm_version=latest", "litellm_proxy_version must be a release"),
+    ("playbooks/proxy.yml", "gateway_master_key=not-a-key", "litellm_proxy_master_key must start with sk-"),
     ("playbooks/proxy.yml", "litellm_proxy_database_url=mysql://x", "litellm_proxy_database_url must be a"),
-    ("playbooks/proxy.yml", '{"litellm_proxy_old_salt_keys": ["short"]}', "litellm_proxy_old_salt_keys must be a list"),
+    ("playbooks/proxy.yml", '{"gateway_old_salt_keys": ["short"]}', "litellm_proxy_old_salt_keys must be a list"),
     ("playbooks/proxy.yml", "litellm_proxy_encryption_algorithm=rot13", "litellm_proxy_encryption_algorithm"),
     (
         "playbooks/proxy.yml",
@@ -37,20 +39,20 @@ CASES = [
     ),
     (
         "playbooks/proxy.yml",
-        '{"litellm_smoke_chat_models": ["chat-nope"]}',
+        '{"gateway_smoke_chat_models": ["chat-nope"]}',
         "litellm_proxy_smoke_chat_models: chat-nope",
     ),
-    ("playbooks/proxy.yml", '{"litellm_api_keys": {"openai key": "x"}}', "litellm_proxy_api_keys: openai key"),
+    ("playbooks/proxy.yml", '{"gateway_api_keys": {"openai key": "x"}}', "litellm_proxy_api_keys: openai key"),
     (
         "playbooks/proxy.yml",
-        '{"litellm_security_floors": [{"package": "urllib3", "minimum": "latest"}]}',
+        '{"gateway_security_floors": [{"package": "urllib3", "minimum": "latest"}]}',
         "litellm_proxy_security_floors",
     ),
     (
         "playbooks/proxy.yml",
-        '{"litellm_models": [{"name": "chat-qwen-ollama", "kind": "chat", "engine": "llamacpp", "model": "q",'
+        '{"gateway_models": [{"name": "chat-qwen-ollama", "kind": "chat", "engine": "llamacpp", "model": "q",'
         ' "api_base": "http://127.0.0.1:8080/v1"}]}',
-        "litellm_models[0] (chat-qwen-ollama): name must follow [type]-[name]-[engine]",
+        "gateway_models[0] (chat-qwen-ollama): name must follow [type]-[name]-[engine]",
     ),
     ("playbooks/operations.yml", '{"operations_backup_retention": {"daily": 7}}', "operations_backup_retention"),
     (
@@ -58,7 +60,7 @@ CASES = [
         '{"operations_backup_retention": {"daily": 0, "weekly": 4, "monthly": 3}}',
         "operations_backup_retention must be {daily: N, weekly: N, monthly: N}",
     ),
-    ("playbooks/operations.yml", "operations_health_port=99999", "operations_health_port must be a TCP port"),
+    ("playbooks/operations.yml", "gateway_health_port=99999", "operations_health_port must be a TCP port"),
     (
         "playbooks/operations.yml",
         '{"operations_timers": {"backup": {"on_calendar": "daily"}}}',
@@ -67,22 +69,59 @@ CASES = [
     ("playbooks/operations.yml", "operations_dashboard_scheme=plaintext", "operations_dashboard_scheme"),
 ]
 
-FIRST_REAL_TASKS = (
-    "Install the packages the operations tools need",
-    "Install the PostgreSQL packages",
-    "Install the Redis packages",
-    "Install the packages the proxy's environment needs",
+# What may run before a bad value stops the play: the wiring check, fact gathering, the role's
+# argument spec, and its always-tagged checks (distribution variables and validate.yml).
+VALIDATION = re.compile(
+    r"/playbooks/(wiring|database|cache|models|proxy|operations)\.yml:\d+$"
+    r"|/roles/[a-z_]+/tasks/(validate\.yml|main\.yml):\d+$"
 )
+
+
+def ran(output: str) -> list[tuple[str, str]]:
+    """(task name, task path) of every task the run started, in order (from -vv output)."""
+    tasks = re.findall(r"^TASK \[(.+?)\] \**\n(?:.*\n)*?task path: (\S+)", output, flags=re.M)
+    assert tasks, output[-2000:]
+    return tasks
 
 
 @pytest.mark.parametrize(("playbook", "extra_var", "named"), CASES)
 def test_bad_value_fails_before_any_change(run_playbook, playbook, extra_var, named):
-    result = run_playbook(playbook, "-e", extra_var)
+    result = run_playbook(playbook, "-vv", "-e", extra_var)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-2000:]
     assert named in output, output[-2000:]
-    for task in FIRST_REAL_TASKS:
-        assert task not in output, f"{task} ran despite {extra_var}"
+    tasks = ran(output)
+    # The run stopped in the validation: the last task started is a check, and it failed.
+    name, path = tasks[-1]
+    assert VALIDATION.search(path), f"{extra_var} stopped in {name} ({path}), not in a check"
+    assert "Validating arguments" in name or "/tasks/validate.yml:" in path, (name, path)
+    assert re.search(r"^(fatal|failed): ", output, flags=re.M), output[-2000:]
+    # Nothing but checks ran before it.
+    assert [t for t in tasks if not VALIDATION.search(t[1])] == []
+    assert "changed: [" not in output
+
+
+@pytest.mark.parametrize(
+    ("extra_var", "named"),
+    [
+        ("litellm_proxy_workers=8", "litellm_proxy_workers (wired from gateway_proxy_workers)"),
+        ("postgresql_port=5435", "postgresql_port (wired from gateway_db_port)"),
+        ("operations_db_password=another-password-value", "operations_db_password (wired from gateway_db_password)"),
+    ],
+)
+def test_a_wired_role_variable_cannot_disagree_with_its_source(run_playbook, extra_var, named):
+    """DB-06: a role variable set beside its gateway_* source stops the run, naming both and no value."""
+    result = run_playbook("playbooks/database.yml", "-vv", "-e", extra_var)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-2000:]
+    assert named in output, output[-2000:]
+    assert ran(output)[-1][1].endswith(tuple(f"/playbooks/wiring.yml:{n}" for n in range(1, 100)))
+    assert "another-password-value" not in output.replace(extra_var, "")
+
+
+def test_the_same_value_as_the_source_passes(run_playbook):
+    result = run_playbook("playbooks/database.yml", "--tags", "always", "-e", "litellm_proxy_workers=4")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
 
 
 def test_valid_defaults_pass_validation(run_playbook):

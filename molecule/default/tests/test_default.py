@@ -118,7 +118,7 @@ def test_config_file_owner_and_mode(host, path, owner, group, mode):
 
 
 def test_redis_files_hold_no_plaintext_password(host, secrets):
-    password = {"litellm_redis_password": secrets["litellm_redis_password"]}
+    password = {"gateway_redis_password": secrets["litellm_redis_password"]}
     contents = {path: host.file(path).content_string for path in ("/etc/redis/redis.conf", "/etc/redis/users.acl")}
     assert not leaks(password, **contents)
     assert "#" in contents["/etc/redis/users.acl"]  # the SHA-256 form
@@ -145,6 +145,13 @@ def test_no_secret_in_the_ansible_output(secrets):
     log = ANSIBLE_LOG.read_text(encoding="utf-8")
     assert "PLAY RECAP" in log
     assert not leaks(secrets, ansible_log=log)
+
+
+def test_no_deprecation_in_the_ansible_output():
+    """Every run of the scenario (check, converge, idempotence) prints no deprecation warning."""
+    log = ANSIBLE_LOG.read_text(encoding="utf-8")
+    assert "PLAY RECAP" in log
+    assert [line for line in log.splitlines() if "DEPRECATION" in line] == []
 
 
 def test_generated_secrets_are_private():

@@ -207,7 +207,7 @@ def test_the_model_unit_is_sandboxed(host):
 
 def test_a_model_added_gets_its_units_and_a_model_removed_loses_them(host, tmp_path):
     """The catalogue renders the units: a CPU model added runs without the gate; removed, its units go."""
-    models = json.loads(json.dumps(catalogue()["litellm_models"]))
+    models = json.loads(json.dumps(catalogue()["gateway_models"]))
     models.append(
         {
             "name": "chat-tiny-cpu-llamacpp",
@@ -219,7 +219,7 @@ def test_a_model_added_gets_its_units_and_a_model_removed_loses_them(host, tmp_p
         }
     )
     extra = tmp_path / "catalogue.json"
-    extra.write_text(json.dumps({"litellm_models": models}))
+    extra.write_text(json.dumps({"gateway_models": models}))
     added = "litellm-model-chat-tiny-cpu-llamacpp"
     rc, output, _changed = run_playbook(str(PROJECT / "site.yml"), "--tags", "models", "-e", f"@{extra}")
     assert rc == 0, output[-3000:]

@@ -84,7 +84,7 @@ def test_seeding_writes_the_catalogue_with_stable_ids(host, clean_table):
     sys.path.insert(0, str(PROJECT / "filter_plugins"))
     from litellm_catalogue import litellm_model_id
 
-    extra = ["-e", '{"litellm_proxy_store_model_in_db": true}']
+    extra = ["-e", '{"gateway_store_model_in_db": true}']
     code, output, changed = run_playbook(str(PROJECT / "playbooks" / "model_table.yml"), *extra)
     assert code == 0, output
     assert changed == 1, output

@@ -122,7 +122,7 @@ def test_backup_is_private_and_verified(host):
     assert "/etc/litellm/config.yaml" in manifest["config_files"]
     assert "/etc/litellm/litellm.env" not in manifest["config_files"]
     assert len(manifest["salt_key_fingerprint"]) == 64
-    salt_key = {"litellm_salt_key": secret("litellm_salt_key")}
+    salt_key = {"gateway_salt_key": secret("gateway_salt_key")}
     assert not leaks(salt_key, manifest=host.check_output(f"cat {path}/manifest.json"))
     check = result(host, "restore-check")
     assert (check["backup"], check["rows"]) == (path, sum(manifest["row_counts"].values()))
@@ -133,6 +133,28 @@ def model_row(host):
     litellm(host, {"op": "insert", "id": "molecule-backup", "name": "chat-default", "params": LOCAL})
     yield
     sql(host, "DELETE FROM \"LiteLLM_ProxyModelTable\" WHERE model_id = 'molecule-backup'")
+
+
+def test_restore_check_changes_nothing_and_ends_no_session(host):
+    """restore.yml --check verifies the backup and plans the swap: the live database and a session on it stay."""
+    session = "molecule-open-session"
+    host.check_output(
+        f"systemd-run --unit={session} runuser -u postgres -- "
+        f"psql 'port=5434 dbname=litellm application_name={session}' -c 'SELECT pg_sleep(600)'"
+    )
+    try:
+        assert wait_for(
+            lambda: session in host.check_output(f"{PSQL_ADMIN} -c 'SELECT application_name FROM pg_stat_activity'"), 30
+        )
+        databases = host.check_output(f"{PSQL_ADMIN} -c 'SELECT datname FROM pg_database ORDER BY 1'")
+        rc, output, _ = run_playbook(str(PROJECT / "playbooks" / "restore.yml"), "--check", "-e", "backup=latest")
+        assert rc == 0, output[-3000:]
+        assert "would take the name litellm" in output
+        assert session in host.check_output(f"{PSQL_ADMIN} -c 'SELECT application_name FROM pg_stat_activity'")
+        assert host.check_output(f"{PSQL_ADMIN} -c 'SELECT datname FROM pg_database ORDER BY 1'") == databases
+        assert host.service("litellm-proxy").is_running
+    finally:
+        host.run(f"systemctl stop {session}.service")
 
 
 def test_restore_after_dropping_the_database(host, model_row):
@@ -180,12 +202,12 @@ def test_readyz_and_the_dashboard(host, compliant):
     assert get(HEALTH + "/healthz") == (200, '{\n  "status": "alive"\n}')
     assert get(HEALTH + "/dashboard")[0] == 401
     assert get(HEALTH + "/dashboard", "admin:wrong-password")[0] == 401
-    status, page = get(HEALTH + "/dashboard", "admin:" + secret("litellm_dashboard_password"))
+    status, page = get(HEALTH + "/dashboard", "admin:" + secret("gateway_dashboard_password"))
     assert status == 200
     assert "LiteLLM gateway: ready" in page
     htpasswd = host.check_output("cat /etc/litellm-ops/dashboard.htpasswd")
     assert htpasswd.startswith("admin:$6$")
-    assert not leaks({"litellm_dashboard_password": secret("litellm_dashboard_password")}, htpasswd=htpasswd)
+    assert not leaks({"gateway_dashboard_password": secret("gateway_dashboard_password")}, htpasswd=htpasswd)
 
 
 def test_readyz_names_redis_when_it_stops(host, compliant):

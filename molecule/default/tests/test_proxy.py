@@ -85,7 +85,7 @@ def test_models_are_exactly_the_catalogue(master_key):
     assert status == 200, body
     served = sorted(model["id"] for model in json.loads(body)["data"])
     data = catalogue()
-    expected = sorted([model["name"] for model in data["litellm_models"]] + list(data["litellm_model_aliases"]))
+    expected = sorted([model["name"] for model in data["gateway_models"]] + list(data["gateway_model_aliases"]))
     assert served == expected
 
 
@@ -170,7 +170,7 @@ def test_config_sets_the_incident_settings(host):
 def test_installed_versions_meet_the_security_floors(host):
     """SEC-01, read from the venv itself with pip, against the inventory's floors."""
     floors = yaml.safe_load((PROJECT / "inventory" / "group_vars" / "all" / "main.yml").read_text())[
-        "litellm_security_floors"
+        "gateway_security_floors"
     ]
     installed = {
         p["name"].lower(): p["version"] for p in json.loads(host.check_output(f"{VENV}/bin/pip list --format json"))
@@ -210,10 +210,10 @@ def test_catalogue_change_rewrites_config_and_restarts_once(host, tmp_path, secr
     """One changed entry: config.yaml changes, the proxy restarts once; the original comes back the same way."""
     assert wait_live(60)
     data = catalogue()
-    changed = json.loads(json.dumps(data["litellm_models"]))
+    changed = json.loads(json.dumps(data["gateway_models"]))
     changed[0]["rpm"] = 17
     extra = tmp_path / "catalogue.json"
-    extra.write_text(json.dumps({"litellm_models": changed}))
+    extra.write_text(json.dumps({"gateway_models": changed}))
     before = host.check_output("date +%s")
     code, output, count = run_playbook(str(PROJECT / "site.yml"), "--tags", "proxy", "-e", f"@{extra}")
     assert code == 0, output[-3000:]

@@ -100,7 +100,8 @@ VALUES ('molecule-expired', 'molecule-expired-key', now() - interval '40 days');
 INJECTED = {*INJECT, "DB-01", "DB-02", "DB-04", "DB-05", "MT-01", "MT-02", "MT-03", "MT-04", "MT-05", "SEC-03"}
 SNAPSHOT = r"""
 find /etc/litellm /etc/litellm-ops /etc/systemd/system /etc/postgresql /etc/redis /var/lib/litellm \
-  /opt/litellm-ops/lib /opt -maxdepth 6 -path /var/lib/litellm/ui -prune -o -printf '%p %y %m %u:%g %l\n' \
+  /opt/litellm-ops/venv/lib/python3.11/site-packages/litellm_ops \
+  /opt -maxdepth 6 -path /var/lib/litellm/ui -prune -o -printf '%p %y %m %u:%g %l\n' \
   2>/dev/null | sort | sha256sum
 find /etc/litellm /etc/litellm-ops /etc/systemd/system /etc/postgresql /etc/redis /var/lib/litellm \
   -path /var/lib/litellm/ui -prune -o -type f -print0 | sort -z | xargs -0 sha256sum

@@ -1,0 +1,1 @@
+../../../module_utils/litellm_gpu_gate.py
