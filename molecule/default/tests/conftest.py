@@ -27,7 +27,11 @@ ANSIBLE_LOG = Path(os.environ.get("ANSIBLE_LOG_PATH", os.devnull))
 os.environ["ANSIBLE_LOG_PATH"] = os.devnull
 # The secrets play lists every secret; the tests check whatever it lists.
 SECRETS_PLAYBOOK = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "playbooks" / "secrets.yml"
-SECRET_NAMES = tuple(yaml.safe_load(SECRETS_PLAYBOOK.read_text(encoding="utf-8"))[0]["vars"]["__secret_names"])
+# The generated secrets' files keep the names from before the gateway_ prefix (litellm_db_password, ...).
+SECRET_NAMES = tuple(
+    name.replace("gateway_", "litellm_", 1)
+    for name in yaml.safe_load(SECRETS_PLAYBOOK.read_text(encoding="utf-8"))[0]["vars"]["__secret_names"]
+)
 
 
 def secret(name: str) -> str:

@@ -156,7 +156,7 @@ def test_chat_default_falls_back_to_the_cloud_while_the_model_cannot_start(host,
 
 
 def test_a_request_starts_the_real_model_server_which_stops_when_idle(host, nvml, master_key):
-    # After a skipped start the forwarder stays up until the port has been idle (README).
+    # After a skipped start the forwarder stays up until the port has been idle (roles/model_services/README.md).
     assert wait_for(lambda: state(host, f"{UNIT}-proxy.service") == "inactive", IDLE_STOP + 30)
     nvml(ROOMY)
     status, answer = chat(master_key, MODEL, disable_fallbacks=True)

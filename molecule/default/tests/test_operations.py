@@ -122,7 +122,7 @@ def test_backup_is_private_and_verified(host):
     assert "/etc/litellm/config.yaml" in manifest["config_files"]
     assert "/etc/litellm/litellm.env" not in manifest["config_files"]
     assert len(manifest["salt_key_fingerprint"]) == 64
-    salt_key = {"gateway_salt_key": secret("gateway_salt_key")}
+    salt_key = {"gateway_salt_key": secret("litellm_salt_key")}
     assert not leaks(salt_key, manifest=host.check_output(f"cat {path}/manifest.json"))
     check = result(host, "restore-check")
     assert (check["backup"], check["rows"]) == (path, sum(manifest["row_counts"].values()))
@@ -202,12 +202,12 @@ def test_readyz_and_the_dashboard(host, compliant):
     assert get(HEALTH + "/healthz") == (200, '{\n  "status": "alive"\n}')
     assert get(HEALTH + "/dashboard")[0] == 401
     assert get(HEALTH + "/dashboard", "admin:wrong-password")[0] == 401
-    status, page = get(HEALTH + "/dashboard", "admin:" + secret("gateway_dashboard_password"))
+    status, page = get(HEALTH + "/dashboard", "admin:" + secret("litellm_dashboard_password"))
     assert status == 200
     assert "LiteLLM gateway: ready" in page
     htpasswd = host.check_output("cat /etc/litellm-ops/dashboard.htpasswd")
     assert htpasswd.startswith("admin:$6$")
-    assert not leaks({"gateway_dashboard_password": secret("gateway_dashboard_password")}, htpasswd=htpasswd)
+    assert not leaks({"gateway_dashboard_password": secret("litellm_dashboard_password")}, htpasswd=htpasswd)
 
 
 def test_readyz_names_redis_when_it_stops(host, compliant):
