@@ -11,9 +11,14 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import re
+import shlex
 import stat
 import subprocess
 import sys
+import time
+import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,20 @@ PASS, WARN, FAIL = "pass", "warn", "fail"
 
 def _result(check_id: str, status: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"id": check_id, "status": status, "detail": detail, **extra}
+
+
+def _outcome(check_id: str, problems: list[str], warnings: list[str], ok: str, **extra: Any) -> dict[str, Any]:
+    """Fail on any problem, else warn on what this user could not read, else pass."""
+    if problems:
+        return _result(check_id, FAIL, "; ".join(problems + warnings), **extra)
+    if warnings:
+        return _result(check_id, WARN, "; ".join(warnings), **extra)
+    return _result(check_id, PASS, ok, **extra)
+
+
+def _unreadable(path: str | os.PathLike[str]) -> str:
+    # The timer's unprivileged user cannot read the root-only files; the root audit does.
+    return f"cannot read {path} as this user; the audit (root) checks it"
 
 
 # --- SEC-01 ------------------------------------------------------------------
@@ -248,18 +267,55 @@ def check_pool(settings: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-# --- OPS-01 -------------------------------------------------------------------
-def unit_properties(unit: str) -> dict[str, str]:
+# --- systemd ------------------------------------------------------------------
+PROPERTIES = (
+    "LoadState",
+    "ActiveState",
+    "Result",
+    "UnitFileState",
+    "WantedBy",
+    "RequiredBy",
+    "ExecStart",
+    "StandardOutput",
+    "StandardError",
+    "Environment",
+    "EnvironmentFiles",
+)
+
+
+def _properties(block: str) -> dict[str, str]:
+    """One unit's `systemctl show` lines; a property printed on several lines (EnvironmentFiles=) keeps them all."""
+    props: dict[str, str] = {}
+    for line in block.splitlines():
+        if "=" in line:
+            name, value = line.split("=", 1)
+            props[name] = f"{props[name]}\n{value}" if name in props else value
+    return props
+
+
+def show_units(units: list[str]) -> dict[str, dict[str, str]]:
+    """The PROPERTIES of several units in one `systemctl show` (it prints one block a unit, in order)."""
+    names = list(dict.fromkeys(units))
     out = subprocess.run(
-        ["systemctl", "show", unit, "--property=LoadState,ActiveState,Result,ExecStart,StandardOutput,StandardError"],
+        ["systemctl", "show", *names, "--property=" + ",".join(PROPERTIES)],
         capture_output=True,
         text=True,
         check=False,
         timeout=30,
     ).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    blocks = [b for b in out.split("\n\n") if b.strip()]
+    return {unit: _properties(block) for unit, block in zip(names, blocks, strict=False)}
 
 
+def unit_properties(unit: str) -> dict[str, str]:
+    return show_units([unit]).get(unit, {})
+
+
+def _load_state(props: dict[str, str]) -> str:
+    return props.get("LoadState", "unknown")
+
+
+# --- OPS-01 -------------------------------------------------------------------
 def _exec_path(exec_start: str) -> str:
     # { path=/opt/x/bin/python ; argv[]=/opt/x/bin/python -m ... ; ... }
     for part in exec_start.strip("{} ").split(" ; "):
@@ -317,6 +373,465 @@ def check_stray(settings: dict[str, Any]) -> dict[str, Any]:
     return _result("OPS-06", PASS, "no stray generated files")
 
 
+# --- GPU-01 -------------------------------------------------------------------
+Show = Callable[[list[str]], dict[str, dict[str, str]]]
+
+
+def _wanted_by(props: dict[str, str]) -> set[str]:
+    return {*props.get("WantedBy", "").split(), *props.get("RequiredBy", "").split()}
+
+
+def check_model_boot(settings: dict[str, Any], show: Show = show_units) -> dict[str, Any]:
+    """No model server starts but through its socket: nothing wants it or its front, neither is enabled."""
+    models = [m["unit"] for m in settings["compliance"]["model_units"]]
+    props = show([u for m in models for u in (f"{m}.service", f"{m}-proxy.service")])
+    wanted: dict[str, list[str]] = {}
+    enabled: list[str] = []
+    unrequested: list[str] = []
+    problems = []
+    for model in models:
+        server, front = f"{model}.service", f"{model}-proxy.service"
+        for unit, allowed in ((server, {front}), (front, set())):
+            unit_props = props.get(unit, {})
+            by = sorted(_wanted_by(unit_props) - allowed)
+            if by:
+                wanted[unit] = by
+                problems.append(f"{unit} is wanted by {', '.join(by)}")
+            state = unit_props.get("UnitFileState", "")
+            if state in ("enabled", "enabled-runtime"):
+                enabled.append(unit)
+                problems.append(f"{unit} is {state}")
+        running = props.get(server, {}).get("ActiveState", "unknown")
+        front_state = props.get(front, {}).get("ActiveState", "unknown")
+        if running in ("active", "activating") and front_state != "active":
+            unrequested.append(server)
+            problems.append(f"{server} is {running} while {front} is {front_state}: started without a request")
+    return _outcome(
+        "GPU-01",
+        problems,
+        [],
+        f"{len(models)} model servers start only on a request through their socket",
+        wanted=wanted,
+        enabled=enabled,
+        unrequested=unrequested,
+    )
+
+
+# --- GPU-02, GPU-03 -------------------------------------------------------------
+def _config(settings: dict[str, Any]) -> tuple[dict[str, Any] | None, str, str]:
+    """The proxy's config.yaml, or None with WARN (root-only here) or FAIL and why."""
+    path = settings["compliance"]["proxy_config"]
+    try:
+        return _proxy_settings(settings), PASS, ""
+    except PermissionError:
+        return None, WARN, _unreadable(path)
+    except (OSError, yaml.YAMLError) as err:
+        return None, FAIL, f"cannot read the proxy's config: {err}"
+
+
+def _entries(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """config.yaml's model_list: each model_name's litellm_params (one per deployment)."""
+    entries: dict[str, list[dict[str, Any]]] = {}
+    for entry in document.get("model_list") or []:
+        entries.setdefault(str(entry.get("model_name")), []).append(entry.get("litellm_params") or {})
+    return entries
+
+
+def check_local_models(settings: dict[str, Any]) -> dict[str, Any]:
+    document, status, message = _config(settings)
+    if document is None:
+        return _result("GPU-02", status, message)
+    entries = _entries(document)
+    unhardened: dict[str, list[str]] = {}
+    missing: list[str] = []
+    problems = []
+    for model in settings["compliance"]["local_models"]:
+        name = model["name"]
+        if name not in entries:
+            missing.append(name)
+            problems.append(f"{name}: not in the model_list")
+            continue
+        found: dict[str, None] = {}
+        for params in entries[name]:
+            for field in ("timeout", "rpm", "max_tokens"):
+                expected = model.get(field)
+                if expected is None:
+                    continue
+                if field not in params:
+                    found[f"{field} missing ({expected} expected)"] = None
+                elif params[field] != expected:
+                    found[f"{field} is {params[field]!r} ({expected} expected)"] = None
+                else:
+                    continue
+                unhardened.setdefault(name, [])
+                if field not in unhardened[name]:
+                    unhardened[name].append(field)
+        if found:
+            problems.append(f"{name}: " + "; ".join(found))
+    return _outcome(
+        "GPU-02",
+        problems,
+        [],
+        f"{len(settings['compliance']['local_models'])} local models carry their timeout, rpm and max_tokens",
+        unhardened=unhardened,
+        missing=missing,
+    )
+
+
+def check_fallbacks(settings: dict[str, Any]) -> dict[str, Any]:
+    document, status, message = _config(settings)
+    if document is None:
+        return _result("GPU-03", status, message)
+    actual: dict[str, set[str]] = {}
+    for mapping in (document.get("router_settings") or {}).get("fallbacks") or []:
+        for model, targets in (mapping if isinstance(mapping, dict) else {}).items():
+            actual.setdefault(model, set()).update([targets] if isinstance(targets, str) else targets or [])
+    missing: dict[str, list[str]] = {}
+    problems = []
+    for mapping in settings["compliance"]["fallbacks"]:
+        for model, targets in mapping.items():
+            lacking = [t for t in targets if t not in actual.get(model, set())]
+            if not lacking:
+                continue
+            missing[model] = lacking
+            if model in actual:
+                problems.append(f"{model} does not fall back to {', '.join(lacking)}")
+            else:
+                problems.append(f"{model} has no fallback ({', '.join(lacking)} expected)")
+    return _outcome("GPU-03", problems, [], "every expected fallback is in router_settings", missing=missing)
+
+
+# --- GPU-04 -------------------------------------------------------------------
+def model_rows(settings: dict[str, Any], cursor) -> list[str] | None:
+    """The model names stored in the database, or None where LiteLLM has no model table."""
+    cursor.execute("""SELECT to_regclass('public."LiteLLM_ProxyModelTable"')""")
+    if cursor.fetchone()[0] is None:
+        return None
+    cursor.execute('SELECT model_name FROM "LiteLLM_ProxyModelTable" ORDER BY model_name')
+    return [name for (name,) in cursor.fetchall() if name is not None]
+
+
+def unit_file_models(unit_dir: Path, prefix: str) -> dict[str, str]:
+    """Model unit file name -> the model name it carries (a front's `-proxy` dropped)."""
+    names = {}
+    for path in sorted(unit_dir.iterdir()):
+        for suffix in (".service", ".socket"):
+            if path.name.startswith(prefix) and path.name.endswith(suffix):
+                name = path.name[len(prefix) : -len(suffix)]
+                names[path.name] = name.removesuffix("-proxy") if suffix == ".service" else name
+    return names
+
+
+def check_model_names(settings: dict[str, Any], read_db=_read_db) -> dict[str, Any]:
+    policy = settings["compliance"]
+    rule, known = re.compile(policy["naming_rule"]), set(policy["model_names"])
+
+    def bad(name: str) -> bool:
+        return name not in known and not rule.fullmatch(name)
+
+    problems: list[str] = []
+    warnings: list[str] = []
+    broken: list[str] = []
+    names: list[str] = []
+    document, status, message = _config(settings)
+    if document is None:
+        (problems if status == FAIL else warnings).append(message)
+    else:
+        names = [name for name in _entries(document) if bad(name)]
+        if names:
+            broken.append("config.yaml serves " + ", ".join(names))
+    unit_files: list[str] = []
+    unit_dir = Path(policy["unit_dir"])
+    if unit_dir.is_dir():
+        unit_files = [f for f, name in unit_file_models(unit_dir, policy["model_unit_prefix"]).items() if bad(name)]
+        if unit_files:
+            broken.append(f"unit files in {unit_dir}: " + ", ".join(unit_files))
+    else:
+        problems.append(f"{unit_dir} is missing")
+    rows: list[str] = []
+    found, error = read_db(settings, model_rows)
+    if error:
+        problems.append(error)
+    elif found:
+        rows = sorted({name for name in found if bad(name)})
+        if rows:
+            broken.append("the database's model rows: " + ", ".join(rows))
+    if broken:
+        problems.insert(0, "model names outside the catalogue that break the naming rule: " + "; ".join(broken))
+    return _outcome(
+        "GPU-04",
+        problems,
+        warnings,
+        "every model name is in the catalogue or follows the naming rule",
+        config=names,
+        unit_files=unit_files,
+        rows=rows,
+    )
+
+
+# --- OPS-02, OPS-03, OPS-04 -----------------------------------------------------------
+def _state_problems(props: dict[str, str]) -> list[str]:
+    """What keeps a unit from being enabled and active: its file state (masked, disabled, ...) and its state."""
+    problems = []
+    state = props.get("UnitFileState") or _load_state(props)
+    if state != "enabled":
+        problems.append(state)
+    active = props.get("ActiveState", "unknown")
+    if active != "active":
+        problems.append(active)
+    return problems
+
+
+def check_backups(settings: dict[str, Any], show: Show = show_units) -> dict[str, Any]:
+    if "backup" not in settings["timers"]:
+        return _result(
+            "OPS-02", PASS, "no backup job on this host: nothing to check", backup_age_hours=None, stale=False
+        )
+    timer = "litellm-ops-backup.timer"
+    problems = [f"{timer} is {state}" for state in _state_problems(show([timer]).get(timer, {}))]
+    success = (config.read_result(settings, "backup") or {}).get("last_success") or {}
+    limit = float(settings["health"]["backup_max_age_hours"])
+    age = None
+    if "finished_at" not in success:
+        problems.append("no backup has succeeded yet")
+    else:
+        age = round((time.time() - float(success["finished_at"])) / 3600, 2)
+        if age > limit:
+            problems.append(f"the last backup ({success.get('backup')}) is {age:.1f} h old (at most {limit:g} h)")
+    stale = age is None or age > limit
+    return _outcome(
+        "OPS-02",
+        problems,
+        [],
+        f"{timer} is enabled and active; the last backup is {age} h old",
+        backup_age_hours=age,
+        stale=stale,
+    )
+
+
+def check_timers(settings: dict[str, Any], show: Show = show_units) -> dict[str, Any]:
+    units = [f"litellm-ops-{name}.timer" for name in settings["timers"]]
+    props = show(units)
+    timers = {unit: ", ".join(p) for unit in units if (p := _state_problems(props.get(unit, {})))}
+    problems = [f"{unit} is {problem}" for unit, problem in timers.items()]
+    return _outcome("OPS-03", problems, [], f"{len(units)} timers enabled and active", timers=timers)
+
+
+def _host(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return "127.0.0.1" if host == "localhost" else host
+
+
+def check_servers(settings: dict[str, Any], show: Show = show_units, proc_net: str = "/proc/net") -> dict[str, Any]:
+    """The health server and the exporter: enabled, active, and on their configured address and port."""
+    where = {"litellm-ops-health.service": settings["health"], "litellm-ops-exporter.service": settings["exporter"]}
+    props = show(list(where))
+    sockets = set(listeners(proc_net))
+    servers: dict[str, str] = {}
+    problems = []
+    for unit, place in where.items():
+        found = _state_problems(props.get(unit, {}))
+        if found:
+            problems.append(f"{unit} is {', '.join(found)}")
+        elif (_host(place["host"]), int(place["port"])) not in sockets:
+            found = ["moved"]
+            problems.append(f"{unit} has moved: nothing listens on {place['host']}:{place['port']}")
+        if found:
+            servers[unit] = ", ".join(found)
+    return _outcome(
+        "OPS-04",
+        problems,
+        [],
+        "the health server and the exporter are enabled, active and listening where configured",
+        servers=servers,
+    )
+
+
+# --- OPS-05 -------------------------------------------------------------------
+def _num_workers(exec_start: str) -> str:
+    """The proxy's --num_workers (LiteLLM's default: 1) from `{ path=... ; argv[]=... ; ... }`."""
+    words = " ".join(re.findall(r"argv\[\]=([^;]*)", exec_start)).split()
+    for i, word in enumerate(words):
+        if word == "--num_workers" and i + 1 < len(words):
+            return words[i + 1]
+        if word.startswith("--num_workers="):
+            return word.split("=", 1)[1]
+    return "1"
+
+
+def check_proxy_limits(settings: dict[str, Any], show: Show = show_units) -> dict[str, Any]:
+    proxy = settings["compliance"]["proxy"]
+    if not proxy:
+        return _result("OPS-05", PASS, "no proxy on this host")
+    problems: list[str] = []
+    warnings: list[str] = []
+    timeout = None
+    document, status, message = _config(settings)
+    if document is None:
+        (problems if status == FAIL else warnings).append(message)
+    else:
+        timeout = (document.get("litellm_settings") or {}).get("request_timeout")
+        if timeout is None:
+            problems.append(f"request_timeout missing ({proxy['request_timeout']} expected)")
+        elif timeout != proxy["request_timeout"]:
+            problems.append(f"request_timeout is {timeout!r} ({proxy['request_timeout']} expected)")
+    unit = proxy["unit"]
+    props = show([unit]).get(unit, {})
+    workers: int | str | None = None
+    if _load_state(props) != "loaded":
+        problems.append(f"{unit} is {_load_state(props)}")
+    else:
+        raw = _num_workers(props.get("ExecStart", ""))
+        workers = int(raw) if raw.isdigit() else raw
+        if workers != int(proxy["workers"]):
+            problems.append(f"{unit} runs {workers} workers ({proxy['workers']} expected)")
+    return _outcome(
+        "OPS-05",
+        problems,
+        warnings,
+        f"request_timeout {timeout} and {workers} workers",
+        request_timeout=timeout,
+        workers=workers,
+    )
+
+
+# --- DB-03, DB-07 -------------------------------------------------------------
+UNIT_ENVIRONMENT = "the unit's Environment="
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def parse_env_file(text: str) -> dict[str, str]:
+    """KEY=VALUE lines as systemd reads an EnvironmentFile= (comments, quotes, continued lines)."""
+    env = {}
+    for line in re.sub(r"\\\n", "", text).splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;" or "=" not in line:
+            continue
+        key, value = (part.strip() for part in line.split("=", 1))
+        if not _ENV_KEY.fullmatch(key):
+            continue
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+            if line.endswith('"'):
+                value = re.sub(r'\\(["\\$`])', r"\1", value)
+        env[key] = value
+    return env
+
+
+def _unit_env(props: dict[str, str]) -> dict[str, str]:
+    text = props.get("Environment", "")
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        words = text.split()
+    return dict(word.split("=", 1) for word in words if "=" in word)
+
+
+def _env_files(props: dict[str, str]) -> list[tuple[str, bool]]:
+    """EnvironmentFiles=PATH (ignore_errors=yes|no), one line each."""
+    files = []
+    for line in props.get("EnvironmentFiles", "").splitlines():
+        match = re.fullmatch(r"(.+) \(ignore_errors=(yes|no)\)", line.strip())
+        if match:
+            files.append((match[1], match[2] == "yes"))
+    return files
+
+
+def unit_environments(
+    props: dict[str, str], required: list[str] | None = None
+) -> tuple[list[tuple[str, dict[str, str]]], list[str], list[str]]:
+    """A unit's environments as (where, variables), with what is missing (problems) and root-only (warnings)."""
+    sources = [(UNIT_ENVIRONMENT, _unit_env(props))]
+    files = dict(_env_files(props))
+    files.update(dict.fromkeys(required or [], False))
+    problems, warnings = [], []
+    for path, optional in files.items():
+        try:
+            sources.append((path, parse_env_file(Path(path).read_text(encoding="utf-8", errors="replace"))))
+        except PermissionError:
+            warnings.append(_unreadable(path))
+        except FileNotFoundError:
+            if not optional:
+                problems.append(f"{path} is missing")
+        except OSError as err:
+            problems.append(f"cannot read {path}: {err.strerror}")
+    return sources, problems, warnings
+
+
+def check_prisma_engine(settings: dict[str, Any], show: Show = show_units) -> dict[str, Any]:
+    proxy = settings["compliance"]["proxy"]
+    if not proxy:
+        return _result("DB-03", PASS, "no proxy on this host", set_in=[])
+    unit = proxy["unit"]
+    props = show([unit]).get(unit, {})
+    problems = [] if _load_state(props) == "loaded" else [f"{unit} is {_load_state(props)}"]
+    sources, missing, warnings = unit_environments(props, [proxy["env_file"]])
+    set_in = [where for where, env in sources if "PRISMA_QUERY_ENGINE_BINARY" in env]
+    if set_in:
+        problems.append(
+            f"PRISMA_QUERY_ENGINE_BINARY is set for {unit} in {', '.join(set_in)}:"
+            " the generated client must use its own engine"
+        )
+    return _outcome(
+        "DB-03",
+        problems + missing,
+        warnings,
+        f"{unit} forces no Prisma engine",
+        set_in=set_in,
+    )
+
+
+def _url_parameters(value: str) -> list[str] | None:
+    """The query parameter names of a postgres:// URL, or None for any other value."""
+    if not value.lower().startswith(("postgres://", "postgresql://")):
+        return None
+    try:
+        query = urllib.parse.urlsplit(value).query
+    except ValueError:
+        return []
+    return [name for name, _ in urllib.parse.parse_qsl(query, keep_blank_values=True)]
+
+
+def check_url_parameters(settings: dict[str, Any], show: Show = show_units) -> dict[str, Any]:
+    """libpq's consumers (the operations units) get no Prisma-only parameter; the proxy's Prisma may."""
+    policy = settings["compliance"]
+    prisma_only = set(policy["prisma_parameters"])
+    proxy = policy["proxy"]
+    ops = [f"litellm-ops-{name}.service" for name in [*settings["timers"], "health", "exporter"]]
+    units = ([proxy["unit"]] if proxy else []) + ops
+    props = show(units)
+    rejected: dict[str, dict[str, list[str]]] = {}
+    problems, warnings = [], []
+    urls = 0
+    for unit in units:
+        unit_props = props.get(unit, {})
+        if _load_state(unit_props) != "loaded":
+            continue  # OPS-01 reports a unit that is missing
+        required = [proxy["env_file"]] if proxy and unit == proxy["unit"] else []
+        sources, missing, unreadable = unit_environments(unit_props, required)
+        problems += missing
+        warnings += unreadable
+        for _, env in sources:
+            for variable, value in env.items():
+                params = _url_parameters(value)
+                if params is None:
+                    continue
+                urls += 1
+                bad = sorted(set(params) & prisma_only)
+                if bad and unit in ops:
+                    rejected.setdefault(unit, {})[variable] = bad
+                    problems.append(f"{unit}: {variable} has {', '.join(bad)}, which libpq rejects")
+    return _outcome(
+        "DB-07",
+        problems,
+        warnings,
+        f"{urls} database URLs; none gives libpq a Prisma-only parameter",
+        rejected=rejected,
+    )
+
+
 CHECKS = {
     "SEC-01": check_floors,
     "SEC-02": check_prompts,
@@ -327,6 +842,16 @@ CHECKS = {
     "DB-06": check_pool,
     "OPS-01": check_units,
     "OPS-06": check_stray,
+    "GPU-01": check_model_boot,
+    "GPU-02": check_local_models,
+    "GPU-03": check_fallbacks,
+    "GPU-04": check_model_names,
+    "OPS-02": check_backups,
+    "OPS-03": check_timers,
+    "OPS-04": check_servers,
+    "OPS-05": check_proxy_limits,
+    "DB-03": check_prisma_engine,
+    "DB-07": check_url_parameters,
 }
 
 
