@@ -8,7 +8,20 @@ import sys
 import time
 from typing import Any
 
-from . import __version__, backup, compliance, config, exporter, health, inventory, keys, knowledge, probe, stray
+from . import (
+    __version__,
+    backup,
+    compliance,
+    config,
+    exporter,
+    health,
+    inventory,
+    keys,
+    knowledge,
+    probe,
+    secrets_scan,
+    stray,
+)
 
 
 def _print(payload: dict[str, Any]) -> None:
@@ -98,6 +111,18 @@ def cmd_archive_stray(settings: dict[str, Any], args: argparse.Namespace) -> int
     return 0
 
 
+def cmd_scan_secrets(args: argparse.Namespace) -> int:
+    """SEC-05: the request (secrets with their values) comes on stdin; the report names no value."""
+    try:
+        request = json.load(sys.stdin)
+    except json.JSONDecodeError as err:
+        raise config.OpsError(f"stdin is not a JSON request: {err}") from err
+    if not isinstance(request, dict):
+        raise config.OpsError("stdin is not a JSON object")
+    _print(secrets_scan.scan(request))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="litellm-ops", description=__doc__)
     parser.add_argument("--config", default=config.DEFAULT_CONFIG, help="settings file (default: %(default)s)")
@@ -134,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         if name == "rotate-keys":
             p.add_argument("--days", type=int, default=90, help="days until a new key expires (default: %(default)s)")
             p.add_argument("--dir", default="/etc/litellm-ops/rotated-keys", help="where the new keys are written")
+    sub.add_parser(
+        "scan-secrets",
+        help="search files for secret values outside their allowed files (SEC-05); the request on stdin",
+    )
     sub.add_parser("health", help="serve /healthz, /readyz and the dashboard")
     sub.add_parser("exporter", help="serve Prometheus metrics")
     args = parser.parse_args(argv)
@@ -153,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         "exporter": lambda s, a: exporter.serve(s) or 0,
     }
     try:
+        if args.command == "scan-secrets":  # needs no settings: the request says everything
+            return cmd_scan_secrets(args)
         settings = config.load(args.config)
         if getattr(args, "fingerprint", None):
             settings["salt_key_fingerprint"] = args.fingerprint
