@@ -24,6 +24,9 @@ except ImportError:  # pragma: no cover - only for use without Ansible
 # The first part of a model name, per kind: [type]-[name]-[engine] (GPU-04).
 KIND_PREFIX = {"chat": "chat", "embeddings": "embed", "rerank": "rerank", "vision": "vision"}
 
+# A model's systemd units are named after it: this prefix, the name, then .service, -proxy.service, .socket.
+MODEL_UNIT_PREFIX = "litellm-model-"
+
 # Engines that run on our own hosts. They get the local defaults (GPU-02) and need an api_base.
 LOCAL_ENGINES = ("ollama", "llamacpp", "vllm", "infinity", "openai-compatible")
 # Local engines whose services the model_services role runs; openai-compatible is a server
@@ -73,7 +76,8 @@ KNOWN_FIELDS = {
     "litellm_params",
     "service",
 }
-_NAME_MIDDLE = re.compile(r"^[a-z0-9][a-z0-9._]*(-[a-z0-9][a-z0-9._]*)*$")
+_NAME_MIDDLE_RULE = r"[a-z0-9][a-z0-9._]*(-[a-z0-9][a-z0-9._]*)*"
+_NAME_MIDDLE = re.compile(f"^{_NAME_MIDDLE_RULE}$")
 _ALIAS = re.compile(r"^(chat|embed|rerank|vision)-[a-z0-9][a-z0-9._-]*$")
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
@@ -317,6 +321,28 @@ def litellm_fallbacks(catalogue: list[Model], aliases: dict[str, str] | None = N
     return fallbacks
 
 
+def litellm_audit_expectations(catalogue: list[Model], aliases: dict[str, str] | None = None) -> dict[str, Any]:
+    """What the host audit compares the live host with, from the checked catalogue: every name a model
+    may have (GPU-04: the names and aliases, and the naming rule for anything else), the limits each local
+    model's config.yaml entry carries (GPU-02), the router's fallbacks (GPU-03) and the prefix of the model
+    units (GPU-01, GPU-04)."""
+    kinds = "|".join(re.escape(prefix) for prefix in KIND_PREFIX.values())
+    engines = "|".join(re.escape(engine) for engine in ENGINES)
+    by_name = {model["name"]: model for model in catalogue}
+    local = [(model["name"], model) for model in catalogue if model["local"]]
+    local += [(alias, by_name[target]) for alias, target in (aliases or {}).items() if by_name[target]["local"]]
+    return {
+        "model_names": [*by_name, *(aliases or {})],
+        "naming_rule": f"^({kinds})-{_NAME_MIDDLE_RULE}-({engines})$",
+        "local_models": [
+            {"name": name, "timeout": model["timeout"], "rpm": model["rpm"], "max_tokens": model["max_tokens"]}
+            for name, model in local
+        ],
+        "fallbacks": litellm_fallbacks(catalogue, aliases),
+        "model_unit_prefix": MODEL_UNIT_PREFIX,
+    }
+
+
 def litellm_api_key_envs(catalogue: list[Model]) -> list[str]:
     """The environment variables the catalogue's models read their API keys from."""
     return sorted({model["api_key_env"] for model in catalogue if model["api_key_env"]})
@@ -386,7 +412,7 @@ def _service(model: Model, settings: dict[str, Any]) -> ModelService:
     backend = spec.get("backend_port", port + int(settings["backend_offset"]))
     return {
         "name": model["name"],
-        "unit": f"litellm-model-{model['name']}",
+        "unit": MODEL_UNIT_PREFIX + model["name"],
         "engine": model["engine"],
         "kind": model["kind"],
         "model": model["model"],
@@ -474,6 +500,7 @@ class FilterModule:
             "litellm_model_list": litellm_model_list,
             "litellm_model_id": litellm_model_id,
             "litellm_fallbacks": litellm_fallbacks,
+            "litellm_audit_expectations": litellm_audit_expectations,
             "litellm_api_key_envs": litellm_api_key_envs,
             "litellm_model_services": litellm_model_services,
             "litellm_gate_services": litellm_gate_services,
