@@ -54,20 +54,20 @@ INCIDENTS = {
     "OPS-07": "smoke validation",
 }
 
-# What the catalogue's other IDs rest on: nothing on a host to audit, or a check elsewhere.
+# Where each ID is audited: an ID stays not_audited only on an inventory without the hosts that run
+# its check, and the report says which. Everything else is seen on a host: the compliance check and the
+# secrets scan on litellm_ops hosts, the schema and model-table audits on litellm_proxy hosts.
+_DATABASE_AUDIT = {"DB-01", "DB-02", "DB-04", "DB-05", "MT-01", "MT-02", "MT-03", "MT-04", "MT-05"}
 NOT_AUDITED = {
-    "DB-03": "the proxy runs config-only (litellm_proxy_mode), so there is no Prisma client to compare",
-    "DB-07": "prevented: every tool strips Prisma-only URL parameters before libpq sees the URL",
-    "GPU-01": "prevented: the model units are socket-activated and never enabled at boot (models layer)",
-    "GPU-02": "prevented: the inventory's catalogue is validated before any change (timeout, rpm, max_tokens)",
-    "GPU-03": "prevented: fallbacks are rendered from the catalogue and tried by the capability probe",
-    "GPU-04": "prevented: the inventory's catalogue is validated before any change ([type]-[name]-[engine])",
-    "SEC-05": "prevented: secrets go only into 0600 files and LoadCredential=; the tests grep for them",
-    "OPS-02": "checked by the health server's /readyz (backup age) and the weekly test restore",
-    "OPS-03": "checked by the health server's /readyz and the Molecule tests of the timers",
-    "OPS-04": "checked by the health server's /readyz and the exporter's litellm_ops_up",
-    "OPS-05": "prevented: request_timeout and the workers are rendered from the inventory",
+    incident: (
+        "no litellm_proxy host ran the database audit (schema and model table)"
+        if incident in _DATABASE_AUDIT
+        else "no litellm_ops host ran the compliance check"
+    )
+    for incident in INCIDENTS
+    if incident != "OPS-07"
 }
+NOT_AUDITED["OPS-07"] = "no litellm_proxy host ran the smoke validation"
 
 
 def _schema_findings(result: dict[str, Any]) -> list[tuple[str, str]]:
@@ -143,6 +143,12 @@ def audit_findings(audit: dict[str, Any] | None) -> list[dict[str, str]]:
     return [{"id": incident, "detail": detail} for incident, detail in pairs]
 
 
+def _actions(actions: list[Any]) -> dict[str, list[str]]:
+    """What the run did that an operator must know of (a unit stopped, a link removed): "ID|what" each."""
+    pairs = [str(action).split("|", 1) for action in actions]
+    return _by_id([{"id": pair[0], "detail": pair[1]} for pair in pairs if len(pair) == 2])
+
+
 def _by_id(items: list[dict[str, str]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for item in items:
@@ -157,6 +163,9 @@ def remediation_report(
     generated_at: str = "",
 ) -> dict[str, Any]:
     """Build the report from {host: {"before": audit, "after": audit}} and {host: smoke outcome}.
+
+    Each host may also carry "actions": what the run did that stops or removes something, as "ID|what"
+    strings, reported with that ID (done).
 
     An audit is {"schema": ..., "model_table": ..., "compliance": ..., "rendered": ...}, each the
     tool's own result (rendered: files compared with what the inventory renders, {"checked": [IDs],
@@ -191,6 +200,7 @@ def remediation_report(
         before = _by_id(audit_findings(before_audit))
         after = _by_id(audit_findings(after_audit)) if not stopped else before
         latest = after_audit if _ran(after_audit, "compliance") else before_audit
+        done = _actions(audits[host].get("actions") or [])
         warnings = _by_id([{"id": i, "detail": d} for i, d in _compliance(latest.get("compliance") or {}, "warn")])
         for incident in sorted(checked | set(before) | set(after)):
             entry = entries.setdefault(incident, {"id": incident, "title": "", "status": "not_audited", "hosts": {}})
@@ -204,6 +214,8 @@ def remediation_report(
                 state = {"status": "ok"}
             if incident in warnings:
                 state["warnings"] = warnings[incident]
+            if incident in done:
+                state["done"] = done[incident]
             entry["hosts"][host] = state
     for host, outcome in sorted(smoke.items()):
         if outcome == "passed":
@@ -263,6 +275,8 @@ def remediation_markdown(report: dict[str, Any]) -> str:
                 parts.append("left: " + "; ".join(state["left"]))
             if state.get("warnings"):
                 parts.append("warning: " + "; ".join(state["warnings"]))
+            if state.get("done"):
+                parts.append("done: " + "; ".join(state["done"]))
             if state.get("reason"):
                 parts.append(state["reason"])
             lines.append(

@@ -86,7 +86,7 @@ def test_every_incident_names_tests_that_prove_it_and_they_exist():
     assert not missing, "docs/incidents.md names tests that do not exist: " + ", ".join(missing)
 
 
-def test_a_healthy_host_gives_a_clean_report_and_says_why_the_rest_is_not_audited():
+def test_a_healthy_host_gives_a_clean_report_and_says_why_the_unchecked_are_not_audited():
     report = report_mod.remediation_report({"gw": {"before": HEALTHY, "after": HEALTHY}}, False, {"gw": "passed"})
     assert report["clean"] is True
     assert report["summary"]["found"] == report["summary"]["fixed"] == report["summary"]["left"] == []
@@ -191,3 +191,48 @@ def test_the_schema_plan_of_a_database_behind_and_drifted_names_db01_db02_db04()
         "migration 29990101000000_site (SELECT 1/0) would fail: division by zero",
     ], "drift_before is what was seen: the planned repairs are not counted twice"
     assert entry(report, "DB-02")["hosts"]["gw"]["found"] == ['table "LiteLLM_SkillsTable" is missing']
+
+
+# What the database audit covers on a litellm_proxy host; every other ID but the smoke validation is the
+# compliance check's (with the secrets scan) on a litellm_ops host.
+DATABASE_AUDIT = {"DB-01", "DB-02", "DB-04", "DB-05", "MT-01", "MT-02", "MT-03", "MT-04", "MT-05"}
+HOST_CHECKS = set(report_mod.INCIDENTS) - DATABASE_AUDIT - {"OPS-07"}
+
+
+def test_the_compliance_check_and_the_secrets_scan_cover_every_host_incident():
+    from litellm_ops import compliance as compliance_tool
+
+    # SEC-05 is the scan's (litellm-ops scan-secrets): it needs the secrets, which only the audit has.
+    assert {*compliance_tool.CHECKS, "SEC-05"} == HOST_CHECKS
+
+
+def test_a_healthy_host_is_audited_for_all_thirty_incidents():
+    every = {
+        **HEALTHY,
+        "schema": {**HEALTHY["schema"], "client": {"state": "current"}},
+        "compliance": compliance(**{i.replace("-", "_"): "pass" for i in sorted(HOST_CHECKS)}),
+    }
+    report = report_mod.remediation_report({"gw": {"before": every, "after": every}}, False, {"gw": "passed"})
+    assert report["summary"]["ok"] == list(report_mod.INCIDENTS)
+    assert len(report["summary"]["ok"]) == 30
+    assert report["summary"]["not_audited"] == []
+
+
+def test_an_inventory_without_an_ops_host_says_which_host_would_audit_the_rest():
+    proxy_only = {key: value for key, value in HEALTHY.items() if key != "compliance"}
+    report = report_mod.remediation_report({"gw": {"before": proxy_only, "after": proxy_only}}, False, {})
+    assert entry(report, "GPU-01")["reason"] == "no litellm_ops host ran the compliance check"
+    assert entry(report, "OPS-07")["reason"] == "no litellm_proxy host ran the smoke validation"
+    assert entry(report, "DB-01")["status"] == "ok"
+
+
+def test_what_a_run_stopped_or_removed_is_reported_with_its_incident():
+    before = {**HEALTHY, "compliance": compliance(GPU_01="fail")}
+    after = {**HEALTHY, "compliance": compliance(GPU_01="pass")}
+    actions = ["GPU-01|removed the boot link /etc/systemd/system/multi-user.target.wants/m.service", "not an action"]
+    audits = {"gw": {"before": before, "after": after, "actions": actions}}
+    report = report_mod.remediation_report(audits, False, {"gw": "passed"})
+    state = entry(report, "GPU-01")["hosts"]["gw"]
+    assert state["status"] == "fixed"
+    assert state["done"] == ["removed the boot link /etc/systemd/system/multi-user.target.wants/m.service"]
+    assert "done: removed the boot link" in report_mod.remediation_markdown(report)
