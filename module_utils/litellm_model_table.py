@@ -713,7 +713,7 @@ class ModelTable:
         return str(path)
 
     def _execute(self, cur) -> None:
-        from psycopg2.extras import execute_batch
+        from psycopg2.extras import execute_values
 
         updates: dict[str, list[tuple]] = {}
         for change in self.changes:
@@ -760,18 +760,19 @@ class ModelTable:
                 )
             else:
                 updates.setdefault(change.store, []).append((json.dumps(change.values["data"]), change.key))
+        # One UPDATE ... FROM (VALUES ...) per thousand rows, not one statement per row: the server
+        # parses and plans once per page. Each key is one row's (changes hold a row once).
         for name, params in updates.items():
             store = self._store(name)
             have = self.columns.get(store.table, set())
             touch = ", updated_at = CURRENT_TIMESTAMP" if "updated_at" in have else ""
-            touch += ", updated_by = %s" if "updated_by" in have else ""
-            rows = [(data, self.options.actor, key) if "updated_by" in have else (data, key) for data, key in params]
-            execute_batch(
+            touch += ", updated_by = v.actor" if "updated_by" in have else ""
+            execute_values(
                 cur,
-                f"UPDATE {self._table(store.table)} SET {_q(store.json_column)} = %s::jsonb{touch} "
-                f"WHERE {_q(store.id_column)} = %s",
-                rows,
-                page_size=500,
+                f"UPDATE {self._table(store.table)} AS t SET {_q(store.json_column)} = v.data::jsonb{touch} "
+                f"FROM (VALUES %s) AS v (key, data, actor) WHERE t.{_q(store.id_column)} = v.key",
+                [(key, data, self.options.actor) for data, key in params],
+                page_size=1000,
             )
 
     # ------------------------------------------------------------------ run
