@@ -12,21 +12,27 @@ Both carry an authentication tag, so "this key opens this value" is a proof, not
 A value is read by opening it with each key given until none opens what is left: what is
 left is the plaintext, and the keys used are its layers. Other versioned prefixes
 (``v3:...:``) are refused rather than guessed at. Nothing here logs or returns key material.
+
+Every value of a table goes through here, so the hot path calls PyNaCl's bindings of libsodium's
+``crypto_secretbox`` with the key derived once, not ``SecretBox``, whose methods re-check their
+arguments and wrap their results on every call: the same primitive, the same bytes on disk, a
+fresh random 24-byte nonce for every new ciphertext.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported where used: a missing library is reported, not raised on import
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    from nacl.secret import SecretBox
 
 XSALSA20 = "xsalsa20-poly1305"
 AES_GCM = "aes-256-gcm"
@@ -38,6 +44,7 @@ V2_GCM_PREFIX = "v2:gcm:"
 _VERSIONED = re.compile(r"^(v[0-9]+:[A-Za-z0-9_-]+:)")
 _BASE64 = re.compile(r"^(?:[A-Za-z0-9_-]+|[A-Za-z0-9+/]+)={0,2}$")
 # SecretBox: 24-byte nonce and 16-byte tag around the message.
+_NACL_NONCE = 24
 _NACL_OVERHEAD = 40
 _GCM_OVERHEAD = 28
 # More layers than this is not an accident we can explain; stop instead of looping.
@@ -73,16 +80,37 @@ def missing_libraries() -> list[str]:
 
 # base64 of the shortest sealed box (an empty message): anything shorter cannot be one.
 _MIN_LEGACY_CHARS = 4 * ((_NACL_OVERHEAD + 2) // 3) - 2
+# crypto_secretbox and crypto_secretbox_open: (message or box, nonce, key) -> box or message.
+_Box = Callable[[bytes, bytes, bytes], bytes]
+# What base64.urlsafe_b64decode does before decoding: read "-" and "_" as "+" and "/".
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+
+
+@functools.cache
+def _secretbox() -> tuple[_Box, _Box, type[Exception]]:
+    """libsodium's crypto_secretbox_open and crypto_secretbox as PyNaCl binds them, and its error."""
+    import nacl.bindings
+    import nacl.exceptions
+
+    return nacl.bindings.crypto_secretbox_open, nacl.bindings.crypto_secretbox, nacl.exceptions.CryptoError
 
 
 def _legacy_bytes(value: str) -> bytes | None:
-    """The bytes LiteLLM would try to open: URL-safe base64 first, then standard."""
+    """The bytes LiteLLM would try to open: URL-safe base64 first, then standard.
+
+    base64.urlsafe_b64decode and b64decode without their wrappers: both refuse a str that is not
+    ASCII and decode non-strictly (characters outside the alphabet are skipped).
+    """
     try:
-        return base64.urlsafe_b64decode(value)
-    except (binascii.Error, ValueError):
+        data = value.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    try:
+        return binascii.a2b_base64(data.translate(_URLSAFE_TO_STANDARD))
+    except binascii.Error:
         try:
-            return base64.b64decode(value)
-        except (binascii.Error, ValueError):
+            return binascii.a2b_base64(data)
+        except binascii.Error:
             return None
 
 
@@ -94,10 +122,17 @@ def looks_encrypted(value: str) -> bool:
     """
     if _VERSIONED.match(value):
         return True
-    if len(value) % 4 or not _BASE64.match(value):
+    # Canonical base64 shorter than this holds fewer bytes than a sealed box: no need to decode.
+    if len(value) < _MIN_LEGACY_CHARS or len(value) % 4 or not _BASE64.match(value):
         return False
     raw = _legacy_bytes(value)
     return raw is not None and len(raw) >= _NACL_OVERHEAD
+
+
+@dataclass(frozen=True)
+class Layer:
+    key: str
+    algorithm: str
 
 
 class Key:
@@ -107,20 +142,14 @@ class Key:
         if not isinstance(secret, str) or not secret:
             raise CryptoError(f"{label} is empty")
         self.label = label
+        # Derived once; crypto_secretbox takes it as it is (SecretBox(key) only checks its length).
         self._derived = hashlib.sha256(secret.encode("utf-8")).digest()
-        self._box: SecretBox | None = None
         self._gcm: AESGCM | None = None
+        # The layer this key leaves in each format, shared by every reading (a Layer is frozen).
+        self.layers = {algorithm: Layer(label, algorithm) for algorithm in ALGORITHMS}
 
     def same_as(self, other: Key) -> bool:
         return self._derived == other._derived
-
-    @property
-    def box(self) -> SecretBox:
-        if self._box is None:
-            import nacl.secret
-
-            self._box = nacl.secret.SecretBox(self._derived)
-        return self._box
 
     @property
     def gcm(self) -> AESGCM:
@@ -131,11 +160,11 @@ class Key:
         return self._gcm
 
     def open_legacy(self, raw: bytes) -> str | None:
-        import nacl.exceptions
-
+        """SecretBox.decrypt(raw): nonce || box; the tag is checked before anything is returned."""
+        secretbox_open, _, nacl_error = _secretbox()
         try:
-            return self.box.decrypt(raw).decode("utf-8")
-        except (nacl.exceptions.CryptoError, UnicodeDecodeError, ValueError, TypeError):
+            return secretbox_open(raw[_NACL_NONCE:], raw[:_NACL_NONCE], self._derived).decode("utf-8")
+        except (nacl_error, UnicodeDecodeError, ValueError, TypeError):
             return None
 
     def open_gcm(self, raw: bytes) -> str | None:
@@ -155,14 +184,11 @@ class Key:
             sealed = nonce + self.gcm.encrypt(nonce, data, None)
             return V2_GCM_PREFIX + base64.urlsafe_b64encode(sealed).decode("ascii")
         if algorithm == XSALSA20:
-            return base64.urlsafe_b64encode(bytes(self.box.encrypt(data))).decode("ascii")
+            # SecretBox.encrypt(data): a random nonce, prepended to the box.
+            nonce = os.urandom(_NACL_NONCE)
+            sealed = nonce + _secretbox()[1](data, nonce, self._derived)
+            return base64.urlsafe_b64encode(sealed).decode("ascii")
         raise CryptoError(f"encryption_algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
-
-
-@dataclass
-class Layer:
-    key: str
-    algorithm: str
 
 
 @dataclass
@@ -195,46 +221,50 @@ class Reading:
 
 def _open_layer(current: str, keys: list[Key]) -> tuple[str, Layer] | None:
     """One layer off ``current`` with the first key that opens it, or None."""
-    raw: bytes | None
     if current.startswith(V2_GCM_PREFIX):
         try:
             raw = base64.urlsafe_b64decode(current[len(V2_GCM_PREFIX) :])
         except (binascii.Error, ValueError):
             return None
-        algorithm, opener = AES_GCM, Key.open_gcm
-    else:
-        raw = _legacy_bytes(current) if len(current) >= _MIN_LEGACY_CHARS else None
-        if raw is None or len(raw) < _NACL_OVERHEAD:
-            return None
-        algorithm, opener = XSALSA20, Key.open_legacy
+        for key in keys:
+            opened = key.open_gcm(raw)
+            if opened is not None:
+                return opened, key.layers[AES_GCM]
+        return None
+    legacy = _legacy_bytes(current) if len(current) >= _MIN_LEGACY_CHARS else None
+    if legacy is None or len(legacy) < _NACL_OVERHEAD:
+        return None
+    # Key.open_legacy, with the box split and the bindings looked up once for all the keys.
+    nonce, box = legacy[:_NACL_NONCE], legacy[_NACL_NONCE:]
+    secretbox_open, _, nacl_error = _secretbox()
     for key in keys:
-        opened = opener(key, raw)
-        if opened is not None:
-            return opened, Layer(key.label, algorithm)
+        try:
+            return secretbox_open(box, nonce, key._derived).decode("utf-8"), key.layers[XSALSA20]
+        except (nacl_error, UnicodeDecodeError, ValueError, TypeError):
+            continue
     return None
 
 
 def read(value: str, keys: list[Key]) -> Reading:
     """Open ``value`` layer by layer with ``keys`` (the first is the current one)."""
-    reading = Reading()
+    layers: list[Layer] = []
     current = value
-    while len(reading.layers) <= MAX_LAYERS:
-        versioned = _VERSIONED.match(current)
+    while len(layers) <= MAX_LAYERS:
+        # Only a value that starts with "v" can carry a versioned prefix; the pattern decides.
+        versioned = _VERSIONED.match(current) if current.startswith("v") else None
         if versioned and versioned.group(1) != V2_GCM_PREFIX:
-            reading.unsupported = versioned.group(1)
-            return reading
+            return Reading(layers, unsupported=versioned.group(1))
         opened = _open_layer(current, keys)
         if opened is None:
             # A v2:gcm: value no key opens is unreadable at any depth; a legacy-looking one only
             # at the top (inside a layer, real secrets can look like base64 too).
-            if versioned or (not reading.layers and looks_encrypted(current)):
-                reading.sealed_remainder = True
-                return reading
-            reading.sealed_remainder = bool(reading.layers) and looks_encrypted(current)
-            reading.plaintext = current
-            return reading
+            if versioned or (not layers and looks_encrypted(current)):
+                return Reading(layers, sealed_remainder=True)
+            # Not versioned here; shorter than a sealed box in base64, it cannot look like one.
+            sealed = bool(layers) and len(current) >= _MIN_LEGACY_CHARS and looks_encrypted(current)
+            return Reading(layers, current, sealed)
         current, layer = opened
-        reading.layers.append(layer)
+        layers.append(layer)
     raise CryptoError(f"more than {MAX_LAYERS} layers of encryption")
 
 

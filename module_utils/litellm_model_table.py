@@ -20,9 +20,11 @@ stops a write before anything is written. Results name rows and fields; never a 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -134,8 +136,9 @@ class Row:
     newest: tuple = ()
     readings: dict[str, Reading] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def where(self) -> str:
+        """The row as results name it (computed once: every finding on the row repeats it)."""
         if self.store.table == "LiteLLM_Config":
             return f"LiteLLM_Config {self.id}"
         return f"{self.store.name} {self.label!r} ({self.id})"
@@ -297,7 +300,8 @@ class ModelTable:
     def _finding(self, incident: str, kind: str, row: Row | None, name: str | None, message: str) -> None:
         entry = {"id": incident, "kind": kind, "message": message}
         if row is not None:
-            entry.update(store=row.store.name, row=row.where)
+            entry["store"] = row.store.name
+            entry["row"] = row.where
         if name is not None:
             entry["field"] = name
         self.findings.append(entry)
@@ -325,6 +329,17 @@ class ModelTable:
         return counts
 
     def _audit_value(self, row: Row, name: str, reading: Reading, counts: dict) -> None:
+        layers = reading.layers
+        if (
+            len(layers) == 1
+            and layers[0].key == self.current.label
+            and reading.plaintext is not None
+            and not reading.sealed_remainder
+        ):
+            # The usual case and the one without a finding, decided before any message is built:
+            # one layer under the current key, which LiteLLM's one decryption opens.
+            counts["encrypted_once"] += 1
+            return
         where = f"{row.where} field {name}"
         if reading.unsupported:
             counts["unsupported_format"] += 1
@@ -340,7 +355,6 @@ class ModelTable:
                 f"{where} is {reading.describe()}: add the key that wrote it to old_salt_keys",
             )
             return
-        layers = reading.layers
         if not layers:
             counts["plaintext"] += 1
             self._finding("MT-02", "plaintext", row, name, f"{where} is stored unencrypted; LiteLLM encrypts it")
@@ -383,7 +397,7 @@ class ModelTable:
     def _needs_normalizing(self, reading: Reading) -> bool:
         return reading.readable and not (len(reading.layers) == 1 and reading.layers[0].key == self.current.label)
 
-    @property
+    @functools.cached_property
     def _once(self) -> str:
         return f"encrypted once: {self.current.label} ({self.options.algorithm})"
 
@@ -521,21 +535,27 @@ class ModelTable:
         rows = self.rows.get("model", [])
         deleting: dict[str, tuple[Row, str]] = {}
         # Duplicates (MT-03): same name and the same decrypted parameters, as the rows will be.
-        groups: dict[tuple[str, str], list[Row]] = {}
+        # (name, row, its parameters or None for the row's own), in row order, then seeded rows to come.
+        named: list[tuple[str, Row, dict | None]] = []
         for row in rows:
             if not row.readable:
                 continue
             if row.id in seeded:
-                name, params = seeded[row.id]["model_name"], seeded[row.id]["litellm_params"]
+                named.append((seeded[row.id]["model_name"], row, seeded[row.id]["litellm_params"]))
             else:
-                name, params = row.label, row.plain()
-            groups.setdefault((name, _canonical(params)), []).append(row)
+                named.append((row.label, row, None))
         present = {row.id for row in rows}
         for model_id, model in seeded.items():
             if model_id not in present:
-                groups.setdefault((model["model_name"], _canonical(model["litellm_params"])), []).append(
-                    Row(self._store("model"), model_id, model["model_name"], {}, newest=(True, "~", "~", model_id))
-                )
+                row = Row(self._store("model"), model_id, model["model_name"], {}, newest=(True, "~", "~", model_id))
+                named.append((model["model_name"], row, model["litellm_params"]))
+        # Only a name that several rows carry can have duplicates: the parameters of the others
+        # are never decrypted into a dict and serialized just to be compared with nothing.
+        shared = Counter(name for name, _row, _params in named)
+        groups: dict[tuple[str, str], list[Row]] = {}
+        for name, row, params in named:
+            if shared[name] > 1:
+                groups.setdefault((name, _canonical(row.plain() if params is None else params)), []).append(row)
         for (name, _params), members in groups.items():
             if len(members) < 2:
                 continue
@@ -684,14 +704,16 @@ class ModelTable:
             snapshot.extend({"table": table, "key": key, "before": found.get(key)} for key in wanted)
         path = directory / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-model-table.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # json.dumps, not json.dump: the same text, from the C encoder instead of the Python one.
+        text = json.dumps({"schema": self.schema, "rows": snapshot}, default=str)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"schema": self.schema, "rows": snapshot}, handle, default=str)
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         return str(path)
 
     def _execute(self, cur) -> None:
-        from psycopg2.extras import execute_batch
+        from psycopg2.extras import execute_values
 
         updates: dict[str, list[tuple]] = {}
         for change in self.changes:
@@ -738,18 +760,19 @@ class ModelTable:
                 )
             else:
                 updates.setdefault(change.store, []).append((json.dumps(change.values["data"]), change.key))
+        # One UPDATE ... FROM (VALUES ...) per thousand rows, not one statement per row: the server
+        # parses and plans once per page. Each key is one row's (changes hold a row once).
         for name, params in updates.items():
             store = self._store(name)
             have = self.columns.get(store.table, set())
             touch = ", updated_at = CURRENT_TIMESTAMP" if "updated_at" in have else ""
-            touch += ", updated_by = %s" if "updated_by" in have else ""
-            rows = [(data, self.options.actor, key) if "updated_by" in have else (data, key) for data, key in params]
-            execute_batch(
+            touch += ", updated_by = v.actor" if "updated_by" in have else ""
+            execute_values(
                 cur,
-                f"UPDATE {self._table(store.table)} SET {_q(store.json_column)} = %s::jsonb{touch} "
-                f"WHERE {_q(store.id_column)} = %s",
-                rows,
-                page_size=500,
+                f"UPDATE {self._table(store.table)} AS t SET {_q(store.json_column)} = v.data::jsonb{touch} "
+                f"FROM (VALUES %s) AS v (key, data, actor) WHERE t.{_q(store.id_column)} = v.key",
+                [(key, data, self.options.actor) for data, key in params],
+                page_size=1000,
             )
 
     # ------------------------------------------------------------------ run
