@@ -7,7 +7,9 @@ Times, in alternating rounds and in this one process, against the same converged
 - `site.yml` on the converged host (a no-op: changed=0 is checked), the audits and the
   remediation report included;
 - `playbooks/remediate.yml` on the healthy host (the same, with the repairs that remove rows on);
-- `site.yml --tags hardening`, the hardening layer alone.
+- `site.yml --tags hardening`, the hardening layer alone;
+- `playbooks/audit.yml`, one phase of the audit that site.yml runs twice (before and after): its
+  share of the no-op re-run is 2 x (audit - ping) / (site - ping), Ansible's start counted once.
 
 It prints the median and the fastest round of each, the ratio to the baseline, the number of
 tasks and the time per task, and compares the no-op re-run with the goal (60 s on 2 cores).
@@ -32,6 +34,10 @@ GOAL_S = 60.0
 
 
 def ephemeral() -> Path:
+    """The converged test host's Molecule directory: MOLECULE_EPHEMERAL_DIRECTORY (the shared one `make
+    molecule` keeps with --destroy never), else the newest `make demo` host."""
+    if os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY"):
+        return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
     found = sorted(glob.glob(os.path.expanduser("~/.ansible/tmp/molecule.*.default/inventory")), key=os.path.getmtime)
     if not found:
         sys.exit("No test host: run `make demo` (or `make bench-rerun`, which does it) first.")
@@ -73,6 +79,14 @@ def main() -> None:
         "site.yml, no-op re-run": ["ansible-playbook", "-i", inventory, "site.yml"],
         "remediate.yml, healthy host": ["ansible-playbook", "-i", inventory, "playbooks/remediate.yml"],
         "site.yml --tags hardening": ["ansible-playbook", "-i", inventory, "site.yml", "--tags", "hardening"],
+        "audit.yml, one phase": [
+            "ansible-playbook",
+            "-i",
+            inventory,
+            "playbooks/audit.yml",
+            "-e",
+            "gateway_audit_phase=before",
+        ],
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
     tasks: dict[str, int] = {}
@@ -95,6 +109,10 @@ def main() -> None:
         )
     noop = statistics.median(times["site.yml, no-op re-run"])
     print(f"\nno-op re-run of the whole stack: {noop:.1f} s against the goal of {GOAL_S:.0f} s ({noop / GOAL_S:.2f}x)")
+    audit = statistics.median(times["audit.yml, one phase"])
+    share = 2 * (audit - base) / (noop - base)
+    spent = 2 * (audit - base)
+    print(f"the audit's share of the no-op re-run (two phases): {spent:.1f} s of {noop - base:.1f} s, {share:.0%}")
 
 
 if __name__ == "__main__":

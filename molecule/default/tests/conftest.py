@@ -47,8 +47,9 @@ def secrets() -> dict[str, str]:
 def leaks(secrets: dict[str, str], **texts: str) -> list[str]:
     """Name each secret found in each text, never the value.
 
-    A failing ``assert value not in text`` would print both, and so put the secret in the CI log:
-    tests assert that this list is empty.
+    A failing ``assert value not in text`` would print both, and so put the secret in the CI log.
+    Tests keep this list in a variable and assert that it is empty (``found = leaks(...)``, then
+    ``assert not found, found``): asserting on the call itself makes pytest print its arguments.
     """
     return [f"{name} in {where}" for where, text in texts.items() for name, value in secrets.items() if value in text]
 

@@ -120,7 +120,8 @@ def test_config_file_owner_and_mode(host, path, owner, group, mode):
 def test_redis_files_hold_no_plaintext_password(host, secrets):
     password = {"gateway_redis_password": secrets["litellm_redis_password"]}
     contents = {path: host.file(path).content_string for path in ("/etc/redis/redis.conf", "/etc/redis/users.acl")}
-    assert not leaks(password, **contents)
+    found = leaks(password, **contents)
+    assert not found, found
     assert "#" in contents["/etc/redis/users.acl"]  # the SHA-256 form
 
 
@@ -138,13 +139,15 @@ def test_postgresql_logs_to_the_journal(host):
 def test_no_secret_in_the_journal(host, secrets):
     journal = host.check_output("journalctl --no-pager -o cat")
     assert len(journal) > 1000  # the journal was really read
-    assert not leaks(secrets, journal=journal)
+    found = leaks(secrets, journal=journal)
+    assert not found, found
 
 
 def test_no_secret_in_the_ansible_output(secrets):
     log = ANSIBLE_LOG.read_text(encoding="utf-8")
     assert "PLAY RECAP" in log
-    assert not leaks(secrets, ansible_log=log)
+    found = leaks(secrets, ansible_log=log)
+    assert not found, found
 
 
 def test_no_deprecation_in_the_ansible_output():
@@ -166,4 +169,5 @@ def test_check_diff_run_changes_nothing(secrets):
     returncode, output, changed = run_playbook(str(PROJECT / "site.yml"), "--check", "--diff")
     assert returncode == 0, output[-3000:]
     assert changed == 0, output[-3000:]
-    assert not leaks(secrets, check_diff_output=output)
+    found = leaks(secrets, check_diff_output=output)
+    assert not found, found

@@ -123,7 +123,8 @@ def test_backup_is_private_and_verified(host):
     assert "/etc/litellm/litellm.env" not in manifest["config_files"]
     assert len(manifest["salt_key_fingerprint"]) == 64
     salt_key = {"gateway_salt_key": secret("litellm_salt_key")}
-    assert not leaks(salt_key, manifest=host.check_output(f"cat {path}/manifest.json"))
+    found = leaks(salt_key, manifest=host.check_output(f"cat {path}/manifest.json"))
+    assert not found, found
     check = result(host, "restore-check")
     assert (check["backup"], check["rows"]) == (path, sum(manifest["row_counts"].values()))
 
@@ -207,7 +208,8 @@ def test_readyz_and_the_dashboard(host, compliant):
     assert "LiteLLM gateway: ready" in page
     htpasswd = host.check_output("cat /etc/litellm-ops/dashboard.htpasswd")
     assert htpasswd.startswith("admin:$6$")
-    assert not leaks({"gateway_dashboard_password": secret("litellm_dashboard_password")}, htpasswd=htpasswd)
+    found = leaks({"gateway_dashboard_password": secret("litellm_dashboard_password")}, htpasswd=htpasswd)
+    assert not found, found
 
 
 def test_readyz_names_redis_when_it_stops(host, compliant):

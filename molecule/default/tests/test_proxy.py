@@ -150,8 +150,10 @@ def test_secrets_only_in_the_environment_file(host, secrets, master_key):
     for path in ("/etc/litellm/config.yaml", f"/etc/systemd/system/{UNIT}"):
         content = host.file(path).content_string
         assert "os.environ/LITELLM_MASTER_KEY" in content or path.endswith(".service")
-        assert not leaks(secrets, **{path: content})
-    assert not leaks({"master_key": master_key}, unit_properties=host.check_output(f"systemctl show {UNIT}"))
+        found = leaks(secrets, **{path: content})
+        assert not found, found
+    found = leaks({"master_key": master_key}, unit_properties=host.check_output(f"systemctl show {UNIT}"))
+    assert not found, found
 
 
 def test_config_sets_the_incident_settings(host):
@@ -220,7 +222,8 @@ def test_catalogue_change_rewrites_config_and_restarts_once(host, tmp_path, secr
     assert count == 2, output[-3000:]  # config.yaml, then the one restart
     assert "rpm: 17" in host.file("/etc/litellm/config.yaml").content_string
     assert _starts_since(host, before) == 1
-    assert not leaks(secrets, site_output=output)
+    found = leaks(secrets, site_output=output)
+    assert not found, found
 
     before = host.check_output("date +%s")
     code, output, count = run_playbook(str(PROJECT / "site.yml"), "--tags", "proxy")

@@ -28,6 +28,9 @@ STATE = "/var/lib/litellm-ops"
 PSQL_ADMIN = "runuser -u postgres -- psql -p 5434 -d postgres -v ON_ERROR_STOP=1 -qAt"
 ROLLED_BACK = "20260107111013_add_router_settings_to_keys_teams"
 TEAM_DAY_KEY = "LiteLLM_DailyTeamSpend_team_id_date_api_key_model_custom_ll_key"
+MODEL_UNIT = "litellm-model-chat-qwen2.5-0.5b-llamacpp"
+# A model unit whose name breaks [type]-[name]-[engine] (GPU-04), in the role's namespace.
+BAD_UNIT = "/etc/systemd/system/litellm-model-qwen-big.service"
 
 # Host-level incidents, each with the shell command that causes it (as the incident did).
 INJECT = {
@@ -50,6 +53,34 @@ INJECT = {
     " && sed -i -e 's#/opt/litellm/venv/#/opt/litellm-stray-venv/#g'"
     " -e 's#^StandardOutput=journal#StandardOutput=append:/var/log/litellm.log#'"
     " /etc/systemd/system/litellm-proxy.service && systemctl daemon-reload",
+    # The eleven that were once only prevented, each as an operator's hand would do it.
+    "GPU-01": f"systemctl add-wants multi-user.target {MODEL_UNIT}.service",
+    "GPU-02": "sed -i '/^ *rpm: 30$/d' /etc/litellm/config.yaml",
+    "GPU-03": "/opt/litellm/venv/bin/python -c \"import yaml; p = '/etc/litellm/config.yaml';"
+    " d = yaml.safe_load(open(p)); d['router_settings'].pop('fallbacks');"
+    " yaml.safe_dump(d, open(p, 'w'), sort_keys=False)\"",
+    "GPU-04": f"printf '[Unit]\\nDescription=qwen, added by hand\\n\\n[Service]\\nExecStart=/bin/sleep infinity\\n'"
+    f" > {BAD_UNIT} && systemctl daemon-reload",
+    "OPS-05": "sed -i 's/request_timeout: 120/request_timeout: 600/' /etc/litellm/config.yaml"
+    " && sed -i 's/--num_workers 4/--num_workers 1/' /etc/systemd/system/litellm-proxy.service"
+    " && systemctl daemon-reload",
+    "OPS-02": "systemctl disable --now litellm-ops-backup.timer"
+    " && python3 -c \"import json; p = '/var/lib/litellm-ops/backup.json'; d = json.load(open(p));"
+    " d['last_success']['finished_at'] -= 2 * 86400; json.dump(d, open(p, 'w'))\"",
+    # systemctl mask refuses a unit whose file is in /etc: the mask is that file replaced by /dev/null.
+    "OPS-03": "ln -sfn /dev/null /etc/systemd/system/litellm-ops-probe.timer && systemctl daemon-reload",
+    "OPS-04": "systemctl disable --now litellm-ops-exporter.service",
+    "DB-03": "echo 'PRISMA_QUERY_ENGINE_BINARY=/opt/prisma/query-engine' >> /etc/litellm/litellm.env",
+    "DB-07": "sed -i '/^\\[Service\\]/a Environment=DATABASE_URL=postgresql://litellm@127.0.0.1:5434/litellm?connection_limit=5'"
+    " /etc/systemd/system/litellm-ops-backup.service && systemctl daemon-reload",
+}
+# SEC-05: the master key in a unit's Environment=, and the old salt key (no longer needed there) in the
+# proxy's environment file. The commands read each value on the host: a value in a command line would
+# be in the journal (Ansible's modules log their arguments there).
+MASTER_KEY_FILE = "/etc/litellm-ops/credentials/master-key"
+PLAIN_SECRETS = {
+    "/etc/systemd/system/litellm-ops-health.service": f"LITELLM_MASTER_KEY=$(cat {MASTER_KEY_FILE})",
+    "/etc/litellm/litellm.env": f"LITELLM_OLD_SALT_KEY=$(cat {OLD_KEY_FILE})",
 }
 # Database incidents, in SQL as they happened. The schema as the incident host had it (DB-01, DB-02,
 # DB-04 together): LiteLLM 1.80.16's migrations applied up to 20251211100212, the last six not (their
@@ -97,7 +128,20 @@ VALUES ('molecule-expired', 'molecule-expired-key', now() - interval '40 days');
 """
 # Every incident the report must name after the injection.
 # (The twice-encrypted and old-key rows are also MT-01: one decryption leaves ciphertext in routing fields.)
-INJECTED = {*INJECT, "DB-01", "DB-02", "DB-04", "DB-05", "MT-01", "MT-02", "MT-03", "MT-04", "MT-05", "SEC-03"}
+INJECTED = {
+    *INJECT,
+    "DB-01",
+    "DB-02",
+    "DB-04",
+    "DB-05",
+    "MT-01",
+    "MT-02",
+    "MT-03",
+    "MT-04",
+    "MT-05",
+    "SEC-03",
+    "SEC-05",
+}
 SNAPSHOT = r"""
 find /etc/litellm /etc/litellm-ops /etc/systemd/system /etc/postgresql /etc/redis /var/lib/litellm \
   /opt/litellm-ops/venv/lib/python3.11/site-packages/litellm_ops \
@@ -169,8 +213,13 @@ def test_break_the_converged_host(host):
         host, {"op": "insert", "id": "molecule-old", "name": "chat-default", "params": old, "key_file": OLD_KEY_FILE}
     )
     litellm(host, {"op": "insert", "id": "molecule-mt04", "name": "embed-arctic-m-f16", "params": LOCAL})
+    # GPU-04: a row under a name that breaks the naming rule (also a zombie: MT-04).
+    litellm(host, {"op": "insert", "id": "molecule-gpu04", "name": "qwen-big", "params": LOCAL})
     for command in INJECT.values():
         host.check_output(command)
+    unit, env_file = PLAIN_SECRETS
+    host.check_output(f'sed -i "/^\\[Service\\]/a Environment={PLAIN_SECRETS[unit]}" {unit} && systemctl daemon-reload')
+    host.check_output(f'echo "{PLAIN_SECRETS[env_file]}" >> {env_file}')
     # MT-05: config.yaml hand-edited away from what the inventory renders.
     host.check_output("sed -i 's/num_retries: .*/num_retries: 7/' /etc/litellm/config.yaml")
     assert start_compliance(host) != 0
@@ -255,6 +304,35 @@ def test_remediation_fixes_every_incident_and_the_smoke_passes(host, runs):
     assert "stray" not in unit
     assert "StandardOutput=journal" in unit
     assert host.check_output("runuser -u postgres -- psql -p 5434 -Atc 'SHOW max_connections'") != "50"
+    # The eleven that were once only prevented.
+    assert "multi-user.target" not in host.check_output(f"systemctl show -p WantedBy {MODEL_UNIT}.service")  # GPU-01
+    done = next(iter(next(e for e in data["incidents"] if e["id"] == "GPU-01")["hosts"].values())).get("done", [])
+    assert any("removed the boot link" in d and MODEL_UNIT in d for d in done), done
+    config = host.file("/etc/litellm/config.yaml").content_string
+    assert "rpm: 30" in config  # GPU-02
+    assert "fallbacks:" in config  # GPU-03
+    assert "request_timeout: 120" in config  # OPS-05
+    assert "--num_workers 4" in host.check_output("systemctl show -p ExecStart litellm-proxy.service")  # OPS-05
+    assert not host.file(BAD_UNIT).exists  # GPU-04
+    assert host.check_output("systemctl is-enabled litellm-ops-backup.timer litellm-ops-probe.timer").split() == [
+        "enabled",
+        "enabled",
+    ]  # OPS-02, OPS-03
+    assert host.check_output("systemctl is-active litellm-ops-exporter.service") == "active"  # OPS-04
+    backup_age = host.check_output(
+        "python3 -c \"import json, time; print(int(time.time() - json.load(open('/var/lib/litellm-ops/backup.json'))"
+        "['last_success']['finished_at']))\""
+    )
+    assert int(backup_age) < 3600  # OPS-02: a backup was taken now
+    assert "PRISMA_QUERY_ENGINE_BINARY" not in host.check_output("cat /etc/litellm/litellm.env")  # DB-03
+    assert "connection_limit" not in host.check_output("systemctl show -p Environment litellm-ops-backup.service")
+    unit, env_file = PLAIN_SECRETS  # SEC-05
+    found = leaks({"the master key": secret("litellm_master_key")}, **{unit: host.check_output(f"cat {unit}")})
+    found += leaks(
+        {"the old salt key": host.check_output(f"cat {OLD_KEY_FILE}")},
+        **{env_file: host.check_output(f"cat {env_file}")},
+    )
+    assert not found, found
 
 
 def test_second_run_changes_nothing_and_reports_clean(host, runs):
@@ -264,7 +342,9 @@ def test_second_run_changes_nothing_and_reports_clean(host, runs):
     assert changed == 0, output[-4000:]
     data, text = report()
     assert data["clean"] is True, json.dumps(data, indent=1)
-    assert set(status(data).values()) == {"ok", "not_audited"}
+    # Every incident of the catalogue is audited on this host, and none is left: 30 of 30.
+    assert len(data["incidents"]) == 30
+    assert set(status(data).values()) == {"ok"}, json.dumps(data, indent=1)
     assert "- Clean: yes" in text
 
 
@@ -278,4 +358,5 @@ def test_no_secret_in_the_output_the_report_or_the_journal(host, runs, scenario_
     }
     assert "old salt key" in scenario_secrets
     assert any(name.startswith("the rotated key") for name in scenario_secrets)
-    assert not leaks(scenario_secrets, **texts)
+    found = leaks(scenario_secrets, **texts)
+    assert not found, found
