@@ -7,8 +7,10 @@ argument spec (or its validation tasks) must stop it before its first real task.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 
 CASES = [
     ("playbooks/database.yml", "gateway_db_port=not-a-port", "postgresql_port"),
@@ -97,6 +99,49 @@ def test_bad_value_fails_before_any_change(run_playbook, playbook, extra_var, na
     assert "Validating arguments" in name or "/tasks/validate.yml:" in path, (name, path)
     assert re.search(r"^(fatal|failed): ", output, flags=re.M), output[-2000:]
     # Nothing but checks ran before it.
+    assert [t for t in tasks if not VALIDATION.search(t[1])] == []
+    assert "changed: [" not in output
+
+
+# The release facts of a Debian the roles lack, in place of this machine's gathered ones.
+PROJECT = Path(__file__).resolve().parents[2]
+DEBIAN_11 = '{"ansible_facts": {"distribution": "Debian", "distribution_major_version": "11", "os_family": "Debian"}}'
+ROLES = sorted(path.name for path in (PROJECT / "roles").iterdir() if (path / "tasks" / "main.yml").is_file())
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_has_the_variables_of_both_releases(role):
+    """Debian 12 and 13 each have their vars/Debian-N.yml, and the role loads it before anything else."""
+    assert sorted(p.name for p in (PROJECT / "roles" / role / "vars").glob("Debian-*.yml")) == [
+        "Debian-12.yml",
+        "Debian-13.yml",
+    ]
+    first = yaml.safe_load((PROJECT / "roles" / role / "tasks" / "main.yml").read_text(encoding="utf-8"))[:2]
+    assert [task["name"] for task in first] == [
+        "Load the variables for this release",
+        "Check that this release is supported",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("playbook", "role"),
+    [
+        ("playbooks/database.yml", "postgresql"),
+        ("playbooks/cache.yml", "redis"),
+        ("playbooks/models.yml", "model_services"),
+        ("playbooks/proxy.yml", "litellm_proxy"),
+        ("playbooks/operations.yml", "operations"),
+    ],
+)
+def test_an_unsupported_release_fails_before_any_change(run_playbook, playbook, role):
+    """Debian 11: the role stops in its release check, naming the file to add, before anything else runs."""
+    result = run_playbook(playbook, "-vv", "-e", DEBIAN_11)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-2000:]
+    assert f"The {role} role does not support Debian 11 (supported: Debian 12 and 13)" in output, output[-2000:]
+    assert f"add roles/{role}/vars/Debian-11.yml" in " ".join(output.split()), output[-2000:]
+    tasks = ran(output)
+    assert tasks[-1][0] == f"{role} : Check that this release is supported", tasks[-1]
     assert [t for t in tasks if not VALIDATION.search(t[1])] == []
     assert "changed: [" not in output
 
