@@ -38,7 +38,8 @@ GATE = ("/opt/litellm-models/gate/venv/bin/python", "/opt/litellm-models/gate/li
 DOUBLE_DIR, DOUBLE_STATE = "/opt/nvml-double", "/etc/nvml-double.json"
 DROP_IN = f"/etc/systemd/system/{UNIT}.service.d/50-nvml-double.conf"
 ROOMY = {"driver": "550.54.15", "gpus": [{"name": "Test GPU", "total_mib": 24576, "processes": []}]}
-STACK_UNITS = ("postgresql@15-main.service", "redis-server.service", "litellm-proxy.service")
+# PostgreSQL's unit is named by its major (15 on Debian 12, 17 on Debian 13): found among the running units.
+STACK_UNITS = ("redis-server.service", "litellm-proxy.service")
 
 
 def container_pid() -> str:
@@ -92,7 +93,8 @@ def at_rest(host: Host) -> None:
     print(f"VRAM: {'see nvidia-smi' if nvml else 'no GPU on this machine: 0 MiB used by the stack (NVML absent)'}")
     rss = unit_rss(host)
     total = 0.0
-    for unit in (*STACK_UNITS, f"{UNIT}.socket", f"{UNIT}.service"):
+    postgresql = sorted(unit for unit in rss if unit.startswith("postgresql@")) or ["postgresql@-main.service"]
+    for unit in (postgresql[0], *STACK_UNITS, f"{UNIT}.socket", f"{UNIT}.service"):
         total += rss.get(unit, 0.0)
         print(f"  {unit:<48} {rss.get(unit, 0.0):8.1f} MiB")
     print(f"  {'total (resident set sizes, summed per unit)':<48} {total:8.1f} MiB")

@@ -80,6 +80,15 @@ class Resp:
 
 PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 INVENTORY = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
+# The test host's Debian release, from the platform's suite in molecule.yml, and its PostgreSQL major, from
+# the postgresql role's own vars for that release: the tests expect what the role installs there.
+DEBIAN_RELEASES = {"bookworm": 12, "trixie": 13}
+SUITE = yaml.safe_load((PROJECT / "molecule" / "default" / "molecule.yml").read_text(encoding="utf-8"))["platforms"][0][
+    "suite"
+]
+PG_VERSION = yaml.safe_load(
+    (PROJECT / "roles" / "postgresql" / "vars" / f"Debian-{DEBIAN_RELEASES[SUITE]}.yml").read_text(encoding="utf-8")
+)["__postgresql_version"]
 
 
 def exposure(host, unit: str) -> float:

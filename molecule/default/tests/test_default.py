@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import psycopg2
 import pytest
-from conftest import ANSIBLE_LOG, PROJECT, SECRETS_DIR, Resp, exposure, leaks, run_playbook
+from conftest import ANSIBLE_LOG, PG_VERSION, PROJECT, SECRETS_DIR, Resp, exposure, leaks, run_playbook
 
-PG_VERSION = 15
 PG_PORT = 5434
 REDIS_PORT = 6379
 

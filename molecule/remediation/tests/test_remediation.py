@@ -35,7 +35,7 @@ BAD_UNIT = "/etc/systemd/system/litellm-model-qwen-big.service"
 # Host-level incidents, each with the shell command that causes it (as the incident did).
 INJECT = {
     "SEC-01": "sed -i 's/^Version: .*/Version: 2.5.0/'"
-    " /opt/litellm/venv/lib/python3.11/site-packages/urllib3-*.dist-info/METADATA",
+    " /opt/litellm/venv/lib/python3*/site-packages/urllib3-*.dist-info/METADATA",
     "SEC-02": "sed -i 's/store_prompts_in_spend_logs: false/store_prompts_in_spend_logs: true/'"
     " /etc/litellm/config.yaml",
     "SEC-07": "sed -i 's/disable_error_logs: false/disable_error_logs: true/' /etc/litellm/config.yaml",
@@ -46,8 +46,8 @@ INJECT = {
     " d['health']['host'] = '0.0.0.0'; json.dump(d, open(p, 'w'))\""
     " && systemctl restart litellm-ops-health.service",
     "DB-06": "sed -i 's/^max_connections = .*/max_connections = 50/'"
-    " /etc/postgresql/15/main/conf.d/50-litellm-gateway.conf"
-    " && systemctl restart postgresql@15-main.service",
+    " /etc/postgresql/*/main/conf.d/50-litellm-gateway.conf"
+    ' && systemctl restart "postgresql@$(ls /etc/postgresql)-main.service"',
     # A hand-edited unit: another venv, and output to a file instead of the journal.
     "OPS-01": "ln -sfn /opt/litellm/venv /opt/litellm-stray-venv"
     " && sed -i -e 's#/opt/litellm/venv/#/opt/litellm-stray-venv/#g'"
@@ -144,15 +144,15 @@ INJECTED = {
 }
 SNAPSHOT = r"""
 find /etc/litellm /etc/litellm-ops /etc/systemd/system /etc/postgresql /etc/redis /var/lib/litellm \
-  /opt/litellm-ops/venv/lib/python3.11/site-packages/litellm_ops \
+  /opt/litellm-ops/venv/lib/python3*/site-packages/litellm_ops \
   /opt -maxdepth 6 -path /var/lib/litellm/ui -prune -o -printf '%p %y %m %u:%g %l\n' \
   2>/dev/null | sort | sha256sum
 find /etc/litellm /etc/litellm-ops /etc/systemd/system /etc/postgresql /etc/redis /var/lib/litellm \
   -path /var/lib/litellm/ui -prune -o -type f -print0 | sort -z | xargs -0 sha256sum
-sha256sum /opt/litellm/venv/lib/python3.11/site-packages/urllib3-*.dist-info/METADATA
+sha256sum /opt/litellm/venv/lib/python3*/site-packages/urllib3-*.dist-info/METADATA
 systemctl show -p Id,ActiveState,SubState,UnitFileState,MainPID,ExecMainStartTimestamp,ExecStart \
-  litellm-proxy.service postgresql@15-main.service redis-server.service litellm-ops-health.service \
-  litellm-ops-exporter.service
+  litellm-proxy.service "postgresql@$(ls /etc/postgresql)-main.service" redis-server.service \
+  litellm-ops-health.service litellm-ops-exporter.service
 runuser -u postgres -- pg_dump -p 5434 litellm | grep -v -e '^\\restrict' -e '^\\unrestrict' | sha256sum
 runuser -u postgres -- psql -p 5434 -d postgres -Atc 'SHOW max_connections'
 """
