@@ -27,7 +27,7 @@ TEST_ORACLES := 1.80.16 1.103.7
 PG_TEST_USER := litellm_schema_test
 PG_TEST_PASSWORD_FILE := $(TEST_CACHE)/pg-test-password
 
-.PHONY: help deploy test lint unit module-test molecule bench bench-schema bench-model-table bench-models bench-rerun demo demo-shell demo-destroy venv deploy-packages test-packages test-postgres test-wheels test-oracles clean
+.PHONY: help deploy test lint unit module-test molecule bench bench-schema bench-model-table bench-models bench-rerun demo demo-shell demo-destroy venv preflight root-or-sudo deploy-packages test-packages test-postgres test-wheels test-oracles clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -53,18 +53,26 @@ module-test: test-packages venv test-postgres test-wheels test-oracles ## Module
 	LITELLM_TEST_REQUIRE=1 LITELLM_TEST_PG_USER=$(PG_TEST_USER) LITELLM_TEST_PG_PASSWORD_FILE=$(PG_TEST_PASSWORD_FILE) \
 	LITELLM_TEST_WHEELS=$(TEST_CACHE)/wheels LITELLM_TEST_ORACLES=$(TEST_CACHE) pytest tests/modules
 
-# Both scenarios work on one host: --shared-state lets the default scenario create and destroy it,
-# and one ephemeral directory (its inventory, secrets and reports) is named for both, because
-# molecule 26 computes each scenario's own directory before it reads --shared-state.
+# The default and remediation scenarios work on one Debian 13 host: --shared-state lets the default
+# scenario create and destroy it, and one ephemeral directory (its inventory, secrets and reports) is
+# named for both, because molecule 26 computes each scenario's own directory before it reads --shared-state.
 MOLECULE_SHARED_DIR := $(HOME)/.ansible/tmp/molecule.litellm-gateway.shared
+# The newcomer scenario (a Debian 12 host running the README's make deploy) runs first, alone: the
+# containers share this machine's ports. It leaves a backup of its PostgreSQL 15 in MOLECULE_MOVING_DIR,
+# which the remediation scenario restores onto the Debian 13 host's PostgreSQL 17.
+MOLECULE_NEWCOMER_DIR := $(HOME)/.ansible/tmp/molecule.litellm-gateway.newcomer
+MOLECULE_MOVING_DIR := $(TEST_CACHE)/moving
 
 # Molecule's recap comes last; on a failure the verifier's own lines are repeated after it, so the
 # end of the output names the failed tests (the whole output stays in MOLECULE_LOG).
 MOLECULE_LOG := $(TEST_CACHE)/molecule-test.log
 
-molecule: test-packages venv ## molecule test of both scenarios on one systemd-nspawn host (default, then remediation)
+molecule: test-packages venv ## molecule test: the newcomer's make deploy on Debian 12, then default and remediation on one Debian 13 host
 	@mkdir -p $(TEST_CACHE)
-	set -o pipefail; COLUMNS=160 MOLECULE_EPHEMERAL_DIRECTORY=$(MOLECULE_SHARED_DIR) molecule test --all --shared-state 2>&1 \
+	set -o pipefail; export COLUMNS=160 LITELLM_TEST_MOVING_DIR=$(MOLECULE_MOVING_DIR) LITELLM_TEST_MOVING_REQUIRE=1; \
+	  { MOLECULE_EPHEMERAL_DIRECTORY=$(MOLECULE_SHARED_DIR) molecule destroy -s default \
+	    && MOLECULE_EPHEMERAL_DIRECTORY=$(MOLECULE_NEWCOMER_DIR) molecule test -s newcomer \
+	    && MOLECULE_EPHEMERAL_DIRECTORY=$(MOLECULE_SHARED_DIR) molecule test -s default -s remediation --shared-state; } 2>&1 \
 	  | tee $(MOLECULE_LOG) || { echo "== the verifier's errors and failed tests (whole output: $(MOLECULE_LOG))"; \
 	  sed -E 's/\x1b\[[0-9;]*m//g; s/^ *│ ?//' $(MOLECULE_LOG) > $(MOLECULE_LOG).plain; \
 	  grep -E '^E  ' $(MOLECULE_LOG).plain | head -n 30; grep -E -A1 '^(FAILED|ERROR) ' $(MOLECULE_LOG).plain; exit 1; }
@@ -111,11 +119,26 @@ $(VENV)/.installed: requirements.txt $(OPS_TOOL)/pyproject.toml $(OPS_TOOL)/requ
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -r $(VENV)/litellm-ops-requirements.txt
 	touch $@
 
-deploy-packages:
+deploy-packages: preflight
 	@$(call apt_ensure,$(DEPLOY_PACKAGES))
 
-test-packages:
+test-packages: root-or-sudo
 	@$(call apt_ensure,$(TEST_PACKAGES))
+
+# What a newcomer's machine must give before anything is installed, each missing part as one message:
+# root or sudo, and a Debian release the roles support (those with a roles/postgresql/vars/Debian-N.yml).
+SUPPORTED_RELEASES := $(sort $(patsubst roles/postgresql/vars/Debian-%.yml,%,$(wildcard roles/postgresql/vars/Debian-*.yml)))
+
+preflight: root-or-sudo
+	@. /etc/os-release 2>/dev/null; \
+	if [ "$${ID:-}" != debian ] || ! echo " $(SUPPORTED_RELEASES) " | grep -q " $${VERSION_ID:-none} "; then \
+	  echo "make deploy: this machine runs $${PRETTY_NAME:-an unknown system}; the gateway supports Debian" \
+	    "$(subst $(eval) ,/,$(SUPPORTED_RELEASES)) (see README.md)." >&2; exit 1; fi
+
+root-or-sudo:
+	@if [ "$$(id -u)" != 0 ] && ! { command -v sudo >/dev/null && sudo -v 2>/dev/null; }; then \
+	  echo "make: installing Debian packages needs root: run it as root, or as a user that may use sudo." >&2; \
+	  exit 1; fi
 
 # Starts the Debian cluster (no systemd needed) and (re)sets the test role's generated password.
 test-postgres: test-packages
