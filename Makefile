@@ -116,7 +116,9 @@ OPS_TOOL := tools/litellm-ops
 $(VENV)/.installed: requirements.txt $(OPS_TOOL)/pyproject.toml $(OPS_TOOL)/requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	sed -E 's/ +--hash=[^ ]+//g' $(OPS_TOOL)/requirements.lock > $(VENV)/litellm-ops-requirements.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -r $(VENV)/litellm-ops-requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -r $(VENV)/litellm-ops-requirements.txt \
+	  || { echo "make: pip could not install the tool environment (its error is above): the machine needs access" \
+	    "to PyPI, or to the index pip.conf names." >&2; exit 1; }
 	touch $@
 
 deploy-packages: preflight
@@ -173,6 +175,8 @@ define apt_ensure
 missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 if [ -n "$$missing" ]; then \
   echo "Installing Debian packages: $$missing"; \
-  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } \
+    || { echo "make: apt-get could not install $$missing (its error is above): the machine needs access to" \
+      "Debian's package mirrors." >&2; exit 1; }; \
 fi
 endef

@@ -192,6 +192,19 @@ def test_unsupported_release_is_one_clear_message(host):
     ]
 
 
+def test_no_internet_is_one_clear_message(host):
+    """A fresh copy in a network namespace of its own (no route anywhere), with no pip cache to fall back on."""
+    result = host.run(
+        f"rm -rf /root/offline && mkdir /root/offline && tar -C {REPO} --exclude=./.venv -cf - . | tar -C /root/offline"
+        " -xf - && PIP_NO_CACHE_DIR=1 PIP_RETRIES=0 unshare -n make -s -C /root/offline deploy"
+    )
+    assert result.rc != 0
+    assert message(result.stderr)[-1] == (
+        "make: pip could not install the tool environment (its error is above): the machine needs access to PyPI,"
+        " or to the index pip.conf names."
+    ), result.stderr[-2000:]
+
+
 @pytest.mark.skipif(RELEASE != 12, reason="the move is from Debian 12 to 13")
 def test_a_backup_for_the_move_to_debian_13(host):
     """PostgreSQL 15's backup of this host, with a model row LiteLLM encrypted, handed to the Debian 13 restore.
