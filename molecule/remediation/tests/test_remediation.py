@@ -34,8 +34,9 @@ BAD_UNIT = "/etc/systemd/system/litellm-model-qwen-big.service"
 
 # Host-level incidents, each with the shell command that causes it (as the incident did).
 INJECT = {
-    "SEC-01": "sed -i 's/^Version: .*/Version: 2.5.0/'"
-    " /opt/litellm/venv/lib/python3*/site-packages/urllib3-*.dist-info/METADATA",
+    # The vulnerable release itself, as pip leaves it (pip 25 on Debian 13 reads the version from the
+    # dist-info directory's name, so an edited METADATA alone would not be what pip sees).
+    "SEC-01": "/opt/litellm/venv/bin/pip install --quiet --disable-pip-version-check --no-deps urllib3==2.5.0",
     "SEC-02": "sed -i 's/store_prompts_in_spend_logs: false/store_prompts_in_spend_logs: true/'"
     " /etc/litellm/config.yaml",
     "SEC-07": "sed -i 's/disable_error_logs: false/disable_error_logs: true/' /etc/litellm/config.yaml",
