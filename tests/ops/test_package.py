@@ -122,7 +122,7 @@ PLAYBOOK = """
         msg:
           dir: "{{ __operations_wheel_dir }}"
           name: "{{ __operations_wheel_name }}"
-          sha256: "{{ __operations_wheel.stat.checksum | default('') }}"
+          sha256: "{{ __operations_wheel_sha256 }}"
           requirements: "{{ __operations_requirements }}"
 """
 

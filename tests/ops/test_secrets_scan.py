@@ -114,3 +114,34 @@ def test_the_subcommand_reads_stdin_and_prints_one_line(tmp_path):
     )
     assert bad.returncode == 1
     assert "scan-secrets: stdin is not a JSON request" in bad.stderr
+
+
+def test_compliance_carries_the_scan_in_the_same_run(tmp_path, monkeypatch, capsys):
+    """`compliance --no-save --scan-secrets`: the remediation report's audit in one command; the scan's
+    report under secrets_scan, nothing saved, no value printed."""
+    import io
+
+    from litellm_ops import __main__ as cli
+    from litellm_ops import compliance, config
+
+    etc = _tree(tmp_path)
+    (etc / "systemd" / "leak.conf").write_text(f"x={MASTER}\n")
+    saved = []
+    monkeypatch.setattr(config, "load", lambda path: {})
+    monkeypatch.setattr(config, "write_result", lambda *args: saved.append(args))
+    monkeypatch.setattr(compliance, "run", lambda settings: {"status": "pass", "failed": [], "checks": []})
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(_request(etc))))
+    assert cli.main(["compliance", "--no-save", "--scan-secrets"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out)
+    assert result["status"] == "pass"
+    assert result["checks"] == []
+    assert result["secrets_scan"]["findings"] == [
+        {"path": str(etc / "systemd" / "leak.conf"), "line": 1, "secret": "master-key"}
+    ]
+    assert saved == []
+    assert MASTER not in out
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("["))
+    assert cli.main(["compliance", "--no-save", "--scan-secrets"]) == 1
+    assert "compliance: stdin is not a JSON request" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -248,3 +249,24 @@ def test_floor_check_reports_below_ok_absent_and_unfixable():
         [sys.executable, str(FLOORS_TOOL), "-"], input=json.dumps(floors[:1]), capture_output=True, text=True
     )
     assert run.returncode == 0
+
+
+def test_floor_check_says_which_pins_pip_must_install():
+    """The proxy's install runs pip only when a pinned requirement (an extra's dependencies
+    included) is not met: the same read that checks the floors says which."""
+    spec = {
+        "floors": [{"package": "pytest", "minimum": "1.0"}],
+        "pins": [
+            f"pytest=={metadata.version('pytest')}",
+            "pytest==0.0.1",
+            "no-such-package-here==1.0",
+            "git+https://example.invalid/x.git",
+        ],
+    }
+    run = subprocess.run(
+        [sys.executable, str(FLOORS_TOOL), "-"], input=json.dumps(spec), capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["unmet"] == spec["pins"][1:]
+    assert [e["package"] for e in result["ok"]] == ["pytest"]

@@ -147,27 +147,51 @@ def test_each_exception_is_named_in_a_comment(template):
     assert {name for name in named if name not in comments} == set()
 
 
-def _template_tasks():
+def _tasks(tasks):
+    for task in tasks or []:
+        if isinstance(task, dict):
+            yield task
+            yield from _tasks(task.get("block"))
+
+
+def _unit_writes():
+    """(file, task name, src or path, dest or path, validate) of every template task and every
+    litellm_files entry; a role builds some entry lists in Jinja (one per unit), read as text."""
     for path in sorted((PROJECT / "roles").glob("*/tasks/*.yml")):
-        for task in yaml.safe_load(path.read_text()) or []:
-            if isinstance(task, dict) and "ansible.builtin.template" in task:
-                yield path, task
+        for task in _tasks(yaml.safe_load(path.read_text())):
+            if "ansible.builtin.template" in task:
+                args = task["ansible.builtin.template"]
+                yield path, task["name"], str(args["src"]), str(args["dest"]), str(args.get("validate", ""))
+            if "litellm_files" in task:
+                listed = task["litellm_files"]["files"]
+                if isinstance(listed, str):
+                    # files: "{{ __name | filter }}": the list (or the Jinja that builds it) is the task's var.
+                    named = [value for key, value in task.get("vars", {}).items() if key in listed]
+                    listed = named[0] if named else listed
+                if isinstance(listed, str):
+                    # Entries built in a Jinja loop: the template, the path and the validate are in one text.
+                    yield path, task["name"], listed, listed, listed
+                    continue
+                for entry in listed:
+                    if entry.get("state", "file") == "file":
+                        source = str(entry.get("content", ""))
+                        yield path, task["name"], source, str(entry["path"]), str(entry.get("validate", ""))
 
 
 def test_every_unit_file_is_verified_when_written():
     units = 0
-    for path, task in _template_tasks():
-        args = task["ansible.builtin.template"]
-        src, dest = str(args["src"]), str(args["dest"])
+    for path, name, src, dest, validate in _unit_writes():
         unit_file = (
-            re.search(r"\.(service|socket|timer)\.j2$|^hardening\.conf\.j2$", src)
+            re.search(r"\.(service|socket|timer)\.j2['\"]|\.(service|socket|timer)\.j2$|hardening\.conf\.j2", src)
             or "/etc/systemd/system" in dest
             or "unit_dir" in dest
         )
         if unit_file:
             units += 1
-            assert "litellm_systemd_verify" in str(args.get("validate", "")), f"{path}: {task['name']}"
-    assert units >= 7
+            assert "litellm_systemd_verify" in validate, f"{path}: {name}: {dest}"
+    # The proxy's unit and its drop-in, the model units, the operations units and timers, and the
+    # PostgreSQL and Redis drop-ins.
+    assert units >= 6
 
 
 def test_verify_command_shape():

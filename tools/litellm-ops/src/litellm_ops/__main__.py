@@ -74,6 +74,9 @@ def cmd_restore(settings: dict[str, Any], args: argparse.Namespace) -> int:
 
 def _audit(name: str, run) -> Any:
     def command(settings: dict[str, Any], args: argparse.Namespace) -> int:
+        # One run for the remediation report's host audit: the SEC-05 search rides along, its
+        # report under "secrets_scan" (it is not a check of the saved result).
+        request = _scan_request() if getattr(args, "scan_secrets", False) else None
         try:
             outcome = run(settings)
         except config.OpsError as err:
@@ -82,6 +85,8 @@ def _audit(name: str, run) -> Any:
             raise
         if not args.no_save:
             config.write_result(settings, name, outcome)
+        if request is not None:
+            outcome = {**outcome, "secrets_scan": secrets_scan.scan(request)}
         _print(outcome)
         return 0 if outcome["status"] in ("pass", "ok", "degraded") else 1
 
@@ -111,15 +116,20 @@ def cmd_archive_stray(settings: dict[str, Any], args: argparse.Namespace) -> int
     return 0
 
 
-def cmd_scan_secrets(args: argparse.Namespace) -> int:
-    """SEC-05: the request (secrets with their values) comes on stdin; the report names no value."""
+def _scan_request() -> dict[str, Any]:
+    """SEC-05: the search's request (secrets with their values) from stdin."""
     try:
         request = json.load(sys.stdin)
     except json.JSONDecodeError as err:
         raise config.OpsError(f"stdin is not a JSON request: {err}") from err
     if not isinstance(request, dict):
         raise config.OpsError("stdin is not a JSON object")
-    _print(secrets_scan.scan(request))
+    return request
+
+
+def cmd_scan_secrets(args: argparse.Namespace) -> int:
+    """SEC-05: the request (secrets with their values) comes on stdin; the report names no value."""
+    _print(secrets_scan.scan(_scan_request()))
     return 0
 
 
@@ -145,9 +155,14 @@ def main(argv: list[str] | None = None) -> int:
         ("inventory", "compare what the proxy serves with the catalogue (MT-04)"),
         ("probe", "probe each model's capabilities through the proxy (OPS-07)"),
     ):
-        sub.add_parser(name, help=text).add_argument(
-            "--no-save", action="store_true", help="print the result only (an audit that changes nothing)"
-        )
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--no-save", action="store_true", help="print the result only (an audit that changes nothing)")
+        if name == "compliance":
+            p.add_argument(
+                "--scan-secrets",
+                action="store_true",
+                help="also run scan-secrets with the request on stdin; its report under secrets_scan",
+            )
     for name, text in (
         ("knowledge", "sync the skill files into LiteLLM_SkillsTable"),
         ("prune-keys", "delete keys expired longer ago than the grace period (SEC-03)"),

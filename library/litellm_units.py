@@ -1,0 +1,148 @@
+#!/usr/bin/python
+"""Ansible module: a list of systemd units enabled and started (or stopped), read with one systemctl call."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: litellm_units
+short_description: Bring a list of systemd units to their state, reading them all at once
+description:
+  - Reads every unit's load state, active state and unit-file state with one C(systemctl show), then
+    unmasks, enables, starts or stops only the units that differ, in the order given.
+  - Equivalent to one M(ansible.builtin.systemd_service) task per unit, at the cost of one.
+options:
+  units:
+    description: The units, in the order they are brought to their state.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Unit name with its suffix (C(.service), C(.socket), C(.timer)).
+        type: str
+        required: true
+      enabled:
+        description: Enabled (and unmasked) when true, disabled when false, left as it is when left out.
+        type: bool
+      state:
+        description: C(started) or C(stopped); left as it is when left out.
+        type: str
+        choices: [started, stopped]
+  daemon_reload:
+    description: Run C(systemctl daemon-reload) first, as after unit files changed.
+    type: bool
+    default: false
+notes:
+  - Supports check mode. A unit that systemd does not know is a failure, except in check mode, where
+    an earlier task of the run would have written it.
+author:
+  - litellm-gateway
+"""
+
+EXAMPLES = r"""
+- name: Enable and start the timers
+  litellm_units:
+    units:
+      - name: litellm-ops-backup.timer
+        enabled: true
+        state: started
+      - name: litellm-ops-probe.timer
+        enabled: true
+        state: started
+"""
+
+RETURN = r"""
+actions:
+  description: What was done (or would be, in check mode), such as C(start litellm-ops-backup.timer).
+  returned: always
+  type: list
+  elements: str
+"""
+
+
+from ansible.module_utils.basic import AnsibleModule
+
+# systemctl is-enabled exits 0 for these: the unit starts where it is wanted.
+ENABLED = {"enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "linked", "linked-runtime"}
+RUNNING = {"active", "activating", "reloading"}
+
+
+def read_states(module: AnsibleModule, systemctl: str, names: list[str]) -> dict[str, dict[str, str]]:
+    """Each unit's properties, by the name asked for."""
+    rc, out, err = module.run_command(
+        [systemctl, "show", "--property=Id,LoadState,ActiveState,UnitFileState", "--", *names]
+    )
+    if rc != 0:
+        module.fail_json(msg=f"systemctl show failed (exit status {rc}): {err.strip()}")
+    blocks = [block for block in out.strip("\n").split("\n\n")]
+    if len(blocks) != len(names):
+        module.fail_json(msg=f"systemctl show answered for {len(blocks)} of {len(names)} units")
+    states = {}
+    for name, block in zip(names, blocks, strict=True):
+        states[name] = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+    return states
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "units": {
+                "type": "list",
+                "elements": "dict",
+                "required": True,
+                "options": {
+                    "name": {"type": "str", "required": True},
+                    "enabled": {"type": "bool"},
+                    "state": {"type": "str", "choices": ["started", "stopped"]},
+                },
+            },
+            "daemon_reload": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    systemctl = module.get_bin_path("systemctl", required=True)
+    actions: list[str] = []
+
+    def act(*argv: str) -> None:
+        actions.append(" ".join(argv))
+        if module.check_mode:
+            return
+        rc, out, err = module.run_command([systemctl, *argv])
+        if rc != 0:
+            module.fail_json(
+                msg=f"systemctl {' '.join(argv)} failed (exit status {rc}): {(err or out).strip()}",
+                changed=True,
+                actions=actions,
+            )
+
+    if module.params["daemon_reload"]:
+        act("daemon-reload")
+    units = module.params["units"]
+    states = read_states(module, systemctl, [unit["name"] for unit in units]) if units else {}
+    for unit in units:
+        name, state = unit["name"], states[unit["name"]]
+        if state.get("LoadState") == "not-found":
+            if module.check_mode:
+                actions.append(f"start {name} (not known to systemd yet)")
+                continue
+            module.fail_json(msg=f"{name}: systemd has no such unit", changed=bool(actions), actions=actions)
+        file_state = state.get("UnitFileState", "")
+        if unit["enabled"] is True:
+            if file_state.startswith("masked"):
+                act("unmask", name)
+                file_state = "disabled"
+            if file_state not in ENABLED:
+                act("enable", name)
+        elif unit["enabled"] is False and file_state in ENABLED - {"static", "generated", "indirect", "alias"}:
+            act("disable", name)
+        running = state.get("ActiveState") in RUNNING
+        if unit["state"] == "started" and not running:
+            act("start", name)
+        elif unit["state"] == "stopped" and running:
+            act("stop", name)
+    module.exit_json(changed=any(action != "daemon-reload" for action in actions), actions=actions)
+
+
+if __name__ == "__main__":
+    main()
