@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Benchmark: chat completions through the deployed proxy against LiteLLM started the documented way.
 
-Both proxies run on the Molecule test host (make bench converges it first) and call
+Every proxy runs on the Molecule test host (make bench converges it first) and calls
 the same fast upstream: the cloud stand-in of the scenario (tests/doubles/fake_openai.py)
 through the catalogue's cloud model. "Ours" is the deployed unit with the inventory's
-settings; the baseline is `litellm --config config.yaml` with LiteLLM's defaults
-(one uvicorn worker) and only that model, started from the same virtual environment.
-Rounds alternate between the two so that drift of the machine hits both.
+settings. The anchors, in the same run:
+- "documented": `litellm --config config.yaml` with LiteLLM's defaults (one uvicorn worker) and
+  only that model, started from the same virtual environment;
+- "same workers": the same, with `--num_workers N`, N the deployed unit's (what a user who starts
+  LiteLLM by hand with the same workers gets);
+- "upstream": the stand-in called directly, the floor: ours minus it is the latency the proxy adds.
+Rounds alternate between them so that drift of the machine hits all.
 
 Usage: proxy_bench.py [--seconds 20] [--concurrency 16] [--rounds 2]
 """
@@ -18,6 +22,7 @@ import glob
 import http.client
 import json
 import os
+import re
 import secrets
 import statistics
 import subprocess
@@ -27,9 +32,11 @@ import time
 from pathlib import Path
 
 MODEL = "chat-gpt-4o-mini-openai"
-OURS_PORT, BASE_PORT = 4000, 4001
+OURS_PORT, BASE_PORT, SAME_PORT = 4000, 4001, 4002
+UPSTREAM_PORT = 8098
 VENV = "/opt/litellm/venv"
 BASE_UNIT = "litellm-bench-baseline"
+SAME_UNIT = "litellm-bench-same-workers"
 
 
 def ephemeral_dir() -> Path:
@@ -58,8 +65,8 @@ def wait_live(port: int, seconds: float) -> bool:
     return False
 
 
-def load(port: int, key: str, seconds: float, concurrency: int) -> dict:
-    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 8})
+def load(port: int, key: str, seconds: float, concurrency: int, model: str = MODEL) -> dict:
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 8})
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     latencies: list[float] = []
     errors = [0]
@@ -125,41 +132,62 @@ def main() -> int:
     base_key = "sk-bench-" + secrets.token_hex(16)
     deployed_env = nsenter(pid, "cat", "/etc/litellm/litellm.env", capture_output=True, text=True).stdout
     upstream_env = [line for line in deployed_env.splitlines() if line.startswith("OPENAI_API_KEY=")]
+    upstream_key = upstream_env[0].split("=", 1)[1].strip().strip('"') if upstream_env else ""
+    unit = nsenter(pid, "systemctl", "cat", "litellm-proxy.service", capture_output=True, text=True).stdout
+    workers = int(match[1]) if (match := re.search(r"--num_workers (\d+)", unit)) else 1
     workdir = "/run/litellm-bench"
     nsenter(pid, "mkdir", "-m", "0700", "-p", workdir)
     nsenter(pid, "tee", f"{workdir}/config.yaml", input=config, text=True, stdout=subprocess.DEVNULL)
     env_text = "\n".join([f'LITELLM_MASTER_KEY="{base_key}"', *upstream_env]) + "\n"
     nsenter(pid, "tee", f"{workdir}/env", input=env_text, text=True, stdout=subprocess.DEVNULL)
-    nsenter(pid, "systemctl", "reset-failed", BASE_UNIT, stderr=subprocess.DEVNULL)
-    nsenter(
-        pid, "systemd-run", "--quiet", f"--unit={BASE_UNIT}", f"--property=EnvironmentFile={workdir}/env",
-        f"{VENV}/bin/litellm", "--config", f"{workdir}/config.yaml", "--host", "127.0.0.1", "--port", str(BASE_PORT),
-    )  # fmt: skip
+    for unit_name, port, extra in ((BASE_UNIT, BASE_PORT, []), (SAME_UNIT, SAME_PORT, ["--num_workers", str(workers)])):
+        nsenter(pid, "systemctl", "reset-failed", unit_name, stderr=subprocess.DEVNULL)
+        nsenter(
+            pid, "systemd-run", "--quiet", f"--unit={unit_name}", f"--property=EnvironmentFile={workdir}/env",
+            f"{VENV}/bin/litellm", "--config", f"{workdir}/config.yaml", "--host", "127.0.0.1", "--port", str(port),
+            *extra,
+        )  # fmt: skip
     try:
-        if not (wait_live(BASE_PORT, 120) and wait_live(OURS_PORT, 120)):
+        if not all(wait_live(port, 180) for port in (BASE_PORT, SAME_PORT, OURS_PORT)):
             print("A proxy did not answer /health/liveliness.", file=sys.stderr)
             return 1
-        targets = {"ours": (OURS_PORT, master_key), "baseline": (BASE_PORT, base_key)}
-        for port, key in targets.values():  # warm both up
-            load(port, key, 3, 4)
+        targets = {
+            "ours": (OURS_PORT, master_key, MODEL),
+            "documented": (BASE_PORT, base_key, MODEL),
+            "same workers": (SAME_PORT, base_key, MODEL),
+            "upstream": (UPSTREAM_PORT, upstream_key, "gpt-4o-mini"),
+        }
+        for port, key, model in targets.values():  # warm them up
+            load(port, key, 3, 4, model)
         results: dict[str, list[dict]] = {name: [] for name in targets}
         for _ in range(args.rounds):
-            for name, (port, key) in targets.items():
-                results[name].append(load(port, key, args.seconds, args.concurrency))
+            for name, (port, key, model) in targets.items():
+                results[name].append(load(port, key, args.seconds, args.concurrency, model))
     finally:
-        nsenter(pid, "systemctl", "stop", BASE_UNIT)
+        nsenter(pid, "systemctl", "stop", BASE_UNIT, SAME_UNIT)
         nsenter(pid, "rm", "-rf", workdir)
 
     summary = {name: mean_of(runs) for name, runs in results.items()}
-    ours, base = summary["ours"], summary["baseline"]
+    ours = summary["ours"]
     print(f"\nChat completions, {args.concurrency} concurrent clients, {args.rounds} x {args.seconds:.0f} s each, "
-          f"model {MODEL} on the same stand-in upstream")  # fmt: skip
-    print(f"{'':28}{'ours (unit)':>14}{'baseline':>14}{'ratio':>10}")
-    print(f"{'requests/s':28}{ours['rps']:>14.1f}{base['rps']:>14.1f}{ours['rps'] / base['rps']:>10.2f}")
-    print(f"{'p50 latency (ms)':28}{ours['p50']:>14.1f}{base['p50']:>14.1f}{ours['p50'] / base['p50']:>10.2f}")
-    print(f"{'p99 latency (ms)':28}{ours['p99']:>14.1f}{base['p99']:>14.1f}{ours['p99'] / base['p99']:>10.2f}")
-    print(f"{'requests ok / failed':28}{ours['ok']:>8} / {ours['errors']:<4}{base['ok']:>8} / {base['errors']:<4}")
-    return 0 if ours["errors"] == 0 and base["errors"] == 0 else 1
+          f"model {MODEL} on the same stand-in upstream; ours and 'same workers' run {workers} workers")  # fmt: skip
+    print(f"{'':22}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'ok':>8}{'failed':>8}{'ours / it (rps)':>17}")
+    for name, it in summary.items():
+        print(
+            f"{name:22}{it['rps']:>12.1f}{it['p50']:>10.1f}{it['p99']:>10.1f}{it['ok']:>8}{it['errors']:>8}"
+            f"{ours['rps'] / it['rps']:>17.2f}"
+        )
+    same, upstream = summary["same workers"], summary["upstream"]
+    print(
+        f"\nours against LiteLLM started by hand with the same workers: {ours['rps'] / same['rps']:.2f}x the"
+        f" requests per second (goal: at least 1.0x), p99 {ours['p99']:.1f} ms against {same['p99']:.1f} ms"
+        f" (goal: no worse)"
+    )
+    print(
+        f"the latency the proxy adds over the upstream: p50 {ours['p50'] - upstream['p50']:.1f} ms,"
+        f" p99 {ours['p99'] - upstream['p99']:.1f} ms"
+    )
+    return 0 if all(it["errors"] == 0 for it in summary.values()) else 1
 
 
 def mean_of(runs: list[dict]) -> dict:

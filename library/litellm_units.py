@@ -63,8 +63,10 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-# systemctl is-enabled exits 0 for these: the unit starts where it is wanted.
-ENABLED = {"enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "linked", "linked-runtime"}
+# The unit starts where it is wanted, for good; the states ansible.builtin.systemd_service takes as
+# enabled. Not enabled-runtime (a link under /run, which Debian's PostgreSQL generator makes for its
+# clusters, gone at the next boot), indirect or alias: enabled: true runs systemctl enable there.
+ENABLED = {"enabled", "static", "generated", "linked"}
 RUNNING = {"active", "activating", "reloading"}
 
 
@@ -134,7 +136,7 @@ def main() -> None:
                 file_state = "disabled"
             if file_state not in ENABLED:
                 act("enable", name)
-        elif unit["enabled"] is False and file_state in ENABLED - {"static", "generated", "indirect", "alias"}:
+        elif unit["enabled"] is False and file_state in {"enabled", "enabled-runtime", "linked"}:
             act("disable", name)
         running = state.get("ActiveState") in RUNNING
         if unit["state"] == "started" and not running:
