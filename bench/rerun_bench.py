@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import re
 import shutil
@@ -32,6 +31,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import yaml  # type: ignore[import-untyped]
 
 PROJECT = Path(__file__).resolve().parents[1]
 GOALS = {"site.yml, no-op re-run": 30.0, "remediate.yml, healthy host": 35.0, "site.yml --tags hardening": 15.0}
@@ -58,8 +59,8 @@ def in_host(eph: Path, script: str) -> None:
         sys.exit(f"in the test host: {script.splitlines()[0]}...: {(done.stdout + done.stderr)[-2000:]}")
 
 
-def start_sshd(eph: Path) -> list[str]:
-    """sshd in the test host on 127.0.0.1:2222 with a key made for this run; the extra vars that reach it."""
+def start_sshd(eph: Path) -> str:
+    """sshd in the test host on 127.0.0.1:2222 with a key made for this run; an inventory that reaches it."""
     keys = eph / "bench-ssh"
     shutil.rmtree(keys, ignore_errors=True)
     keys.mkdir(mode=0o700)
@@ -74,16 +75,29 @@ printf '%s\\n' '{public}' > /root/.ssh/authorized_keys
 chmod 700 /root/.ssh; chmod 600 /root/.ssh/authorized_keys
 systemctl restart ssh.service""",
     )
-    settings = {
-        "ansible_connection": "ssh",
-        "ansible_host": "127.0.0.1",
-        "ansible_port": SSH_PORT,
-        "ansible_user": "root",
-        "ansible_ssh_private_key_file": str(keys / "id"),
-        # Pipelining (ansible.cfg) and ControlPersist (Ansible's default ssh_args) as users have them.
-        "ansible_ssh_common_args": f"-o StrictHostKeyChecking=no -o UserKnownHostsFile={keys / 'known_hosts'}",
-    }
-    return ["-e", json.dumps(settings)]
+    # An inventory of its own: extra vars would reach the tasks delegated to localhost too.
+    inventory = keys / "inventory"
+    (inventory / "host_vars").mkdir(parents=True)
+    (inventory / "group_vars").symlink_to((eph / "inventory" / "group_vars").resolve())
+    text = (eph / "inventory" / "ansible_inventory.yml").read_text(encoding="utf-8")
+    text = (
+        text.replace("ansible_connection: community.docker.nsenter", "ansible_connection: ssh")
+        .replace("ansible_host: localhost", "ansible_host: 127.0.0.1")
+        .replace("ansible_port: 0", f"ansible_port: {SSH_PORT}")
+    )
+    (inventory / "ansible_inventory.yml").write_text(text, encoding="utf-8")
+    host_vars = yaml.safe_load((eph / "inventory" / "host_vars" / "litellm-gw.yml").read_text(encoding="utf-8"))
+    for nsenter_only in ("ansible_connection", "ansible_nsenter_pid"):
+        host_vars.pop(nsenter_only, None)
+    host_vars.update(
+        {
+            "ansible_ssh_private_key_file": str(keys / "id"),
+            # Pipelining (ansible.cfg) and ControlPersist (Ansible's default ssh_args) as users have them.
+            "ansible_ssh_common_args": f"-o StrictHostKeyChecking=no -o UserKnownHostsFile={keys / 'known_hosts'}",
+        }
+    )
+    (inventory / "host_vars" / "litellm-gw.yml").write_text(yaml.safe_dump(host_vars), encoding="utf-8")
+    return str(inventory)
 
 
 def stop_sshd(eph: Path) -> None:
@@ -157,18 +171,18 @@ def main() -> None:
             "gateway_audit_phase=before",
         ],
     }
-    connections: dict[str, list[str]] = (
-        {"ssh": [], "nsenter": []} if args.connection == "both" else {args.connection: []}
-    )
+    connections: dict[str, str] = {
+        name: inventory for name in (["ssh", "nsenter"] if args.connection == "both" else [args.connection])
+    }
     try:
         if "ssh" in connections:
             connections["ssh"] = start_sshd(eph)
         times: dict[str, dict[str, list[float]]] = {c: {name: [] for name in cases} for c in connections}
         tasks: dict[str, dict[str, int]] = {c: {} for c in connections}
         for round_no in range(1, args.rounds + 1):
-            for connection, extra in connections.items():
+            for connection, hosts in connections.items():
                 for name, command in cases.items():
-                    elapsed, changed, count = run(command + extra, env)
+                    elapsed, changed, count = run([hosts if word == inventory else word for word in command], env)
                     if changed:
                         sys.exit(f"{name} ({connection}): changed={changed} on round {round_no}; not converged")
                     times[connection][name].append(elapsed)
