@@ -12,23 +12,18 @@ description:
     unmasks, enables, starts or stops only the units that differ, in the order given.
   - Equivalent to one M(ansible.builtin.systemd_service) task per unit, at the cost of one.
 options:
-  units:
-    description: The units, in the order they are brought to their state.
+  names:
+    description: The units, with their suffix (C(.service), C(.socket), C(.timer)), in the order they are handled.
     type: list
-    elements: dict
+    elements: str
     required: true
-    suboptions:
-      name:
-        description: Unit name with its suffix (C(.service), C(.socket), C(.timer)).
-        type: str
-        required: true
-      enabled:
-        description: Enabled (and unmasked) when true, disabled when false, left as it is when left out.
-        type: bool
-      state:
-        description: C(started) or C(stopped); left as it is when left out.
-        type: str
-        choices: [started, stopped]
+  enabled:
+    description: Enabled (and unmasked) when true, disabled when false, left as they are when left out.
+    type: bool
+  state:
+    description: C(started) or C(stopped); left as they are when left out.
+    type: str
+    choices: [started, stopped]
   daemon_reload:
     description: Run C(systemctl daemon-reload) first, as after unit files changed.
     type: bool
@@ -43,13 +38,9 @@ author:
 EXAMPLES = r"""
 - name: Enable and start the timers
   litellm_units:
-    units:
-      - name: litellm-ops-backup.timer
-        enabled: true
-        state: started
-      - name: litellm-ops-probe.timer
-        enabled: true
-        state: started
+    names: [litellm-ops-backup.timer, litellm-ops-probe.timer]
+    enabled: true
+    state: started
 """
 
 RETURN = r"""
@@ -89,16 +80,9 @@ def read_states(module: AnsibleModule, systemctl: str, names: list[str]) -> dict
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "units": {
-                "type": "list",
-                "elements": "dict",
-                "required": True,
-                "options": {
-                    "name": {"type": "str", "required": True},
-                    "enabled": {"type": "bool"},
-                    "state": {"type": "str", "choices": ["started", "stopped"]},
-                },
-            },
+            "names": {"type": "list", "elements": "str", "required": True},
+            "enabled": {"type": "bool"},
+            "state": {"type": "str", "choices": ["started", "stopped"]},
             "daemon_reload": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
@@ -120,28 +104,28 @@ def main() -> None:
 
     if module.params["daemon_reload"]:
         act("daemon-reload")
-    units = module.params["units"]
-    states = read_states(module, systemctl, [unit["name"] for unit in units]) if units else {}
-    for unit in units:
-        name, state = unit["name"], states[unit["name"]]
+    names, enabled, wanted = module.params["names"], module.params["enabled"], module.params["state"]
+    states = read_states(module, systemctl, names) if names else {}
+    for name in names:
+        state = states[name]
         if state.get("LoadState") == "not-found":
             if module.check_mode:
                 actions.append(f"start {name} (not known to systemd yet)")
                 continue
             module.fail_json(msg=f"{name}: systemd has no such unit", changed=bool(actions), actions=actions)
         file_state = state.get("UnitFileState", "")
-        if unit["enabled"] is True:
+        if enabled is True:
             if file_state.startswith("masked"):
                 act("unmask", name)
                 file_state = "disabled"
             if file_state not in ENABLED:
                 act("enable", name)
-        elif unit["enabled"] is False and file_state in {"enabled", "enabled-runtime", "linked"}:
+        elif enabled is False and file_state in {"enabled", "enabled-runtime", "linked"}:
             act("disable", name)
         running = state.get("ActiveState") in RUNNING
-        if unit["state"] == "started" and not running:
+        if wanted == "started" and not running:
             act("start", name)
-        elif unit["state"] == "stopped" and running:
+        elif wanted == "stopped" and running:
             act("stop", name)
     module.exit_json(changed=any(action != "daemon-reload" for action in actions), actions=actions)
 

@@ -267,3 +267,87 @@ def test_packages_reads_with_dpkg_and_installs_nothing_in_check_mode(tmp_path):
     planned = module("litellm_packages", {"names": ["dpkg", "no-such-package-litellm-test"]}, tmp_path, check=True)
     assert planned["changed"] is True
     assert planned["missing"] == ["no-such-package-litellm-test"]
+
+
+# systemd cannot run as PID 1 here: a stand-in systemctl answers `show` from a state file and
+# records every other command, the way the real one would change the state.
+FAKE_SYSTEMCTL = """#!/usr/bin/env python3
+import json, os, sys
+path = os.environ["FAKE_SYSTEMD_STATE"]
+state = json.load(open(path))
+args = sys.argv[1:]
+if args[0] == "show":
+    names = args[args.index("--") + 1:]
+    blocks = []
+    for name in names:
+        unit = state.get(name, {"LoadState": "not-found", "ActiveState": "inactive", "UnitFileState": ""})
+        blocks.append("\\n".join(f"{key}={value}" for key, value in {"Id": name, **unit}.items()))
+    print("\\n\\n".join(blocks))
+    sys.exit(0)
+with open(path + ".log", "a") as log:
+    log.write(" ".join(args) + "\\n")
+verb, name = (args + [None])[:2]
+effects = {"unmask": ("UnitFileState", "disabled"), "enable": ("UnitFileState", "enabled"),
+           "disable": ("UnitFileState", "disabled"), "start": ("ActiveState", "active"),
+           "stop": ("ActiveState", "inactive")}
+if verb in effects:
+    key, value = effects[verb]
+    state[name][key] = value
+json.dump(state, open(path, "w"))
+"""
+
+
+@pytest.fixture
+def systemd(tmp_path, monkeypatch):
+    """The stand-in's state file, with a systemctl first on PATH; the commands it ran."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL)
+    (bin_dir / "systemctl").chmod(0o755)
+    state = tmp_path / "systemd.json"
+    state.write_text(
+        json.dumps(
+            {
+                "ok.service": {"LoadState": "loaded", "ActiveState": "active", "UnitFileState": "enabled"},
+                "masked.timer": {"LoadState": "masked", "ActiveState": "inactive", "UnitFileState": "masked"},
+                "runtime@1.service": {
+                    "LoadState": "loaded",
+                    "ActiveState": "active",
+                    "UnitFileState": "enabled-runtime",
+                },
+            }
+        )
+    )
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SYSTEMD_STATE", str(state))
+    log = Path(f"{state}.log")
+    return lambda: log.read_text().splitlines() if log.exists() else []
+
+
+def test_units_act_only_where_a_unit_differs(systemd, tmp_path):
+    args = {"names": ["ok.service", "masked.timer", "runtime@1.service"], "enabled": True, "state": "started"}
+    planned = module("litellm_units", args, tmp_path, check=True)
+    assert planned["changed"] is True
+    assert planned["actions"] == [
+        "unmask masked.timer",
+        "enable masked.timer",
+        "start masked.timer",
+        "enable runtime@1.service",
+    ]
+    assert systemd() == [], "check mode ran systemctl"
+
+    done = module("litellm_units", {**args, "daemon_reload": True}, tmp_path)
+    assert done["changed"] is True
+    assert systemd() == ["daemon-reload", *planned["actions"]]
+    again = module("litellm_units", args, tmp_path)
+    assert again["changed"] is False
+    assert again["actions"] == []
+
+
+def test_units_unknown_to_systemd_fail_except_in_check_mode(systemd, tmp_path):
+    args = {"names": ["ok.service", "missing.socket"], "enabled": True, "state": "started"}
+    planned = module("litellm_units", args, tmp_path, check=True)
+    assert planned["actions"] == ["start missing.socket (not known to systemd yet)"]
+    failed = module("litellm_units", args, tmp_path)
+    assert failed["failed"] is True
+    assert failed["msg"] == "missing.socket: systemd has no such unit"
